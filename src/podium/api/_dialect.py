@@ -1,0 +1,88 @@
+"""One error mechanism for every dialect: a route class that turns Podium errors (and
+FastAPI's validation errors) into the dialect's own error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from podium.errors import BadRequest, PodiumError, Unprocessable
+
+ErrorBody = Callable[[PodiumError], dict[str, Any]]
+
+
+class Dialect:
+    """A dialect's name, its error body, and the status its validation errors get."""
+
+    def __init__(self, name: str, body: ErrorBody, validation: type[PodiumError] = BadRequest) -> None:
+        self.name = name
+        self.body = body
+        self.validation = validation
+
+    def error(self, exc: PodiumError) -> JSONResponse:
+        headers = {}
+        if exc.extra.get("retry_after") is not None:
+            headers["Retry-After"] = str(max(1, round(float(exc.extra["retry_after"]))))
+        return JSONResponse(self.body(exc), status_code=exc.status, headers=headers)
+
+    def invalid(self, exc: RequestValidationError) -> PodiumError:
+        return self.validation(describe_validation(exc.errors()))
+
+    def router(self, **kwargs: Any) -> APIRouter:
+        dialect = self
+
+        class Route(APIRoute):
+            def get_route_handler(self) -> Callable[[Request], Any]:
+                handler = super().get_route_handler()
+
+                async def guarded(request: Request) -> Response:
+                    try:
+                        return await handler(request)
+                    except PodiumError as exc:
+                        return dialect.error(exc)
+                    except RequestValidationError as exc:
+                        return dialect.error(dialect.invalid(exc))
+
+                return guarded
+
+        return APIRouter(route_class=Route, **kwargs)
+
+
+def describe_validation(errors: Any) -> str:
+    """FastAPI's error list as one sentence a person can act on."""
+    parts = []
+    for error in list(errors)[:3]:
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        if error.get("type") == "json_invalid":
+            parts.append("request body is not valid JSON")
+        elif error.get("type") == "missing":
+            parts.append(f"missing field: {'.'.join(loc) or 'body'}")
+        else:
+            parts.append(f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def plain_error(exc: PodiumError) -> dict[str, Any]:
+    return {"error": exc.message}
+
+
+def coded_error(exc: PodiumError) -> dict[str, Any]:
+    return {"error": exc.message, "code": str(exc.extra.get("code", exc.code))}
+
+
+def detail_error(exc: PodiumError) -> dict[str, Any]:
+    return {"detail": exc.message}
+
+
+CHAT = Dialect("chat", coded_error)
+WORK = Dialect("work", plain_error)
+RUNTIME = Dialect("runtime", detail_error, validation=Unprocessable)
+GATEWAY = Dialect("gateway", plain_error)
+CONSOLE = Dialect("console", plain_error)

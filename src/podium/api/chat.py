@@ -1,0 +1,82 @@
+"""The chat dialect (seed 1): `/chat` with SSE, history, `/agents`, `/health`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from podium.api import _sse
+from podium.api._deps import CoreDep
+from podium.api._dialect import CHAT
+from podium.errors import SessionNotFound
+from podium.ids import iso, now_ms
+from podium.runtime.events import Done, Failed, TextDelta, ToolCall, ToolResult, Waiting
+from podium.services.conversations import RunHandle
+
+router = CHAT.router(tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    message: str = Field(min_length=1)
+    sessionId: str = Field(min_length=1, max_length=200)
+    stream: bool = True
+    agent: str | None = None
+
+
+@router.post("/chat")
+async def chat(body: ChatRequest, core: CoreDep):
+    handle = await core.conversations.start(body.agent, body.message, body.sessionId)
+    if body.stream:
+        return _sse.response(frames(handle))
+    result = await handle.result()
+    return {"response": result.response, "sessionId": result.session_id,
+            "usage": {"inputTokens": result.usage.input_tokens, "outputTokens": result.usage.output_tokens}}
+
+
+@router.get("/chat")
+async def chat_event_source(core: CoreDep, sessionId: str = Query(min_length=1, max_length=200),
+                            message: str = Query(min_length=1), agent: str | None = None):
+    """The same stream for a browser EventSource, which can only GET."""
+    return _sse.response(frames(await core.conversations.start(agent, message, sessionId)))
+
+
+async def frames(handle: RunHandle) -> AsyncIterator[str]:
+    async for event in handle.events():
+        if isinstance(event, TextDelta):
+            yield _sse.frame({"type": "text", "content": event.text}, "message")
+        elif isinstance(event, ToolCall):
+            yield _sse.frame({"type": "tool_call", "name": event.name, "input": event.input}, "tool_call")
+        elif isinstance(event, ToolResult):
+            yield _sse.frame({"type": "tool_result", "name": event.name, "result": event.output,
+                              "isError": event.is_error}, "tool_result")
+        elif isinstance(event, Waiting):
+            yield _sse.frame({"type": "waiting", "reason": event.reason, **event.data}, "waiting")
+        elif isinstance(event, Done):
+            yield _sse.frame({}, "done")
+        elif isinstance(event, Failed):
+            yield _sse.frame({"error": event.error.message, "code": event.error.code}, "error")
+
+
+@router.get("/chat/{session_id}")
+async def history(session_id: str, core: CoreDep):
+    messages = await core.conversations.history(session_id)
+    if messages is None:
+        raise SessionNotFound("Session not found")
+    return {"sessionId": session_id, "messages": [
+        {"role": m["role"], "content": m["content"], "timestamp": iso(m["created_at"]), "agent": m["agent"]}
+        for m in messages]}
+
+
+@router.get("/agents")
+async def agents(core: CoreDep):
+    return {"agents": [{"name": a.name, "description": a.description, "type": a.kind}
+                       for a in core.agents.all()]}
+
+
+@router.get("/health")
+async def health():
+    return {"status": "ok", "timestamp": iso(now_ms())}

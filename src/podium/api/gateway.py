@@ -1,0 +1,47 @@
+"""The gateway dialect (seed 4): blocking `/v1/query` and SSE `/v1/stream`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from podium.api import _sse
+from podium.api._deps import CoreDep
+from podium.api._dialect import GATEWAY
+from podium.runtime.events import Done, Failed, TextDelta, Waiting
+from podium.services.conversations import RunHandle
+
+router = GATEWAY.router(prefix="/v1", tags=["gateway"])
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    prompt: str = Field(min_length=1)
+    agent: str | None = None
+    session: str = Field("default", min_length=1, max_length=200)
+
+
+@router.post("/query")
+async def query(body: QueryRequest, core: CoreDep):
+    result = await (await core.conversations.start(body.agent, body.prompt, body.session)).result()
+    return {"response": result.response, "tool_used": result.tool_calls[0].tool if result.tool_calls else None,
+            "session": result.session_id, "agent": result.agent}
+
+
+@router.post("/stream")
+async def stream(body: QueryRequest, core: CoreDep):
+    return _sse.response(frames(await core.conversations.start(body.agent, body.prompt, body.session)))
+
+
+async def frames(handle: RunHandle) -> AsyncIterator[str]:
+    async for event in handle.events():
+        if isinstance(event, TextDelta):
+            yield _sse.frame({"text": event.text})
+        elif isinstance(event, Waiting):
+            yield _sse.frame({"waiting": event.reason, **event.data})
+        elif isinstance(event, Done):
+            yield _sse.frame({"done": True})
+        elif isinstance(event, Failed):
+            yield _sse.frame({"error": event.error.message})

@@ -1,0 +1,165 @@
+"""The runtime dialect (seed 3): agents, runs, history, tools and the agent WebSocket under /v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from podium import __version__
+from podium.api._deps import CoreDep, WebSocket
+from podium.api._dialect import RUNTIME, describe_validation
+from podium.errors import PodiumError
+from podium.runtime.agent import AgentSpec
+from podium.runtime.events import Done, Failed, RunResult, TextDelta, ToolCall, ToolResult, Waiting
+
+router = RUNTIME.router(prefix="/v1", tags=["runtime"])
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    query: str = Field(min_length=1)
+    session_id: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ToolRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    tool: str = Field(min_length=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get("/health")
+async def health(core: CoreDep):
+    return {"status": "healthy", "version": __version__, "uptime_seconds": int(core.uptime)}
+
+
+def _summary(spec: AgentSpec, core: Any) -> dict[str, Any]:
+    model = spec.model or core.loop.default_model
+    return {"name": spec.name, "description": spec.description, "model": model.primary.label,
+            "orchestration": spec.orchestration.pattern, "status": "ready", "type": spec.kind}
+
+
+@router.get("/agents")
+async def list_agents(core: CoreDep):
+    return {"agents": [_summary(a, core) for a in core.agents.all()]}
+
+
+@router.post("/agents", status_code=201)
+async def create_agent(body: dict[str, Any], core: CoreDep):
+    """Create a dynamic agent from the same definition a YAML file holds."""
+    return {**(await core.agents.create(body)).public(), "status": "ready"}
+
+
+@router.get("/agents/{name}")
+async def get_agent(name: str, core: CoreDep):
+    return {**core.agents.get(name).public(), "status": "ready"}
+
+
+@router.delete("/agents/{name}")
+async def delete_agent(name: str, core: CoreDep):
+    await core.agents.delete(name)
+    return {"status": "deleted", "name": name}
+
+
+def run_body(result: RunResult) -> dict[str, Any]:
+    return {
+        "response": result.response, "session_id": result.session_id,
+        "tool_calls": [{"tool": t.tool, "input": t.input, "output": t.output} for t in result.tool_calls],
+        "usage": usage_body(result),
+        "timing": {"total_ms": round(result.total_ms, 2), "model_ms": round(result.model_ms, 2),
+                   "tool_ms": round(result.tool_ms, 2)},
+        "model": result.model, "provider": result.provider,
+    }
+
+
+def usage_body(result: RunResult) -> dict[str, int]:
+    return {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens,
+            "total_tokens": result.usage.total_tokens}
+
+
+@router.post("/agents/{name}/run")
+async def run_agent(name: str, body: RunRequest, core: CoreDep):
+    handle = await core.conversations.start(name, body.query, body.session_id)
+    return run_body(await handle.result())
+
+
+@router.get("/memory/{agent}/history/{session_id}")
+async def get_history(agent: str, session_id: str, core: CoreDep):
+    core.agents.get(agent)
+    messages = await core.conversations.history(session_id, agent=agent) or []
+    return {"agent": agent, "session_id": session_id,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+
+
+@router.delete("/memory/{agent}/history/{session_id}")
+async def clear_history(agent: str, session_id: str, core: CoreDep):
+    await core.conversations.clear_history(session_id, agent)
+    return {"status": "cleared", "agent": agent, "session_id": session_id}
+
+
+@router.get("/tools")
+async def list_tools(core: CoreDep):
+    return {"tools": core.tool_service.catalog()}
+
+
+@router.post("/tools/execute")
+async def execute_tool(body: ToolRequest, core: CoreDep):
+    outcome = await core.tool_service.execute(body.tool, body.input)
+    return {"tool": body.tool, "output": outcome.output, "timing_ms": round(outcome.duration_ms, 2),
+            "error": outcome.is_error}
+
+
+@router.get("/tools/builtin")
+async def builtin_tools(core: CoreDep):
+    tools = core.tool_service.builtins()
+    return {"tools": tools, "count": len(tools)}
+
+
+@router.websocket("/ws/agent/{name}")
+async def agent_socket(websocket: WebSocket, name: str, core: CoreDep):
+    """Each message `{query, session_id}` starts a run whose events stream back."""
+    await websocket.accept()
+    default_session = websocket.query_params.get("session_id")
+    try:
+        while True:
+            data = await websocket.receive_json()
+            try:
+                request = RunRequest.model_validate({"session_id": default_session, **data}
+                                                    if isinstance(data, dict) else data)
+                handle = await core.conversations.start(name, request.query, request.session_id)
+            except ValidationError as exc:
+                await websocket.send_json({"type": "error", "message": describe_validation(exc.errors())})
+                continue
+            except PodiumError as exc:
+                await websocket.send_json({"type": "error", "message": exc.message, "code": exc.code})
+                continue
+            async for event in handle.events():
+                message = ws_message(event)
+                if message is not None:
+                    await websocket.send_json(message)
+    except WebSocketDisconnect:
+        return
+    except ValueError:  # not JSON
+        await websocket.send_json({"type": "error", "message": "messages must be JSON objects"})
+        await websocket.close(code=1003)
+
+
+def ws_message(event: Any) -> dict[str, Any] | None:
+    if isinstance(event, TextDelta):
+        return {"type": "token", "content": event.text}
+    if isinstance(event, ToolCall):
+        return {"type": "tool_call", "tool": event.name, "input": event.input}
+    if isinstance(event, ToolResult):
+        return {"type": "tool_result", "tool": event.name, "output": event.output}
+    if isinstance(event, Waiting):
+        return {"type": "waiting", "reason": event.reason, **event.data}
+    if isinstance(event, Done):
+        r = event.result
+        return {"type": "done", "session_id": r.session_id, "usage": usage_body(r),
+                "timing": {"total_ms": round(r.total_ms, 2)}}
+    if isinstance(event, Failed):
+        return {"type": "error", "message": event.error.message, "code": event.error.code}
+    return None

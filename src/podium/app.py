@@ -1,0 +1,48 @@
+"""The ASGI application: the Core in the lifespan, the dialects as routers."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from podium import __version__
+from podium.api import chat, gateway, openai, runtime
+from podium.api._limits import BodyLimit
+from podium.core import Core
+from podium.settings import Settings
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; the Core is created and started when the server starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        core = Core(settings)
+        await core.start()
+        app.state.core = core
+        try:
+            yield
+        finally:
+            await core.stop()
+
+    app = FastAPI(title="Podium", version=__version__, lifespan=lifespan)
+    for module in (chat, openai, runtime, gateway):
+        app.include_router(module.router)
+    origins = settings.cors.origins or (["*"] if is_loopback(settings.host) else [])
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

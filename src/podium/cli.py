@@ -1,0 +1,149 @@
+"""The `podium` command. Commands other than `serve` call services directly, not HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from podium.core import Core
+from podium.errors import PodiumError
+from podium.runtime.events import Failed, TextDelta, ToolCall, ToolResult
+from podium.settings import Settings
+
+app = typer.Typer(help="Podium, a self-hosted AI agent server.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML configuration file.")]
+DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the database and workspace.")]
+AgentsOpt = Annotated[Path | None, typer.Option("--agents-dir", help="Folder of agent YAML files.")]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return Settings.load(config, **overrides)
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
+    async def main() -> T:
+        core = Core(settings)
+        await core.start()
+        try:
+            return await work(core)
+        finally:
+            await core.stop()
+
+    try:
+        return asyncio.run(main())
+    except PodiumError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: DataOpt = None,
+    agents_dir: AgentsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the server."""
+    import uvicorn
+
+    from podium.app import create_app
+
+    settings = _settings(config, host=host, port=port, data_dir=data_dir, agents_dir=agents_dir)
+    console.print(f"Podium listening on http://{settings.host}:{settings.port}")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level, access_log=False, loop="auto")
+
+
+@app.command()
+def agents(data_dir: DataOpt = None, agents_dir: AgentsOpt = None, config: ConfigOpt = None) -> None:
+    """List the agents."""
+    settings = _settings(config, data_dir=data_dir, agents_dir=agents_dir)
+
+    async def work(core: Core) -> None:
+        table = Table("name", "type", "model", "pattern", "description")
+        for spec in core.agents.all():
+            model = spec.model or core.loop.default_model
+            table.add_row(spec.name, spec.kind, model.primary.label, spec.orchestration.pattern, spec.description)
+        console.print(table)
+
+    _with_core(settings, work)
+
+
+@app.command()
+def run(
+    agent: Annotated[str, typer.Argument(help="Agent name.")],
+    query: Annotated[str, typer.Argument(help="What to ask.")],
+    session: Annotated[str | None, typer.Option(help="Session id (new if omitted).")] = None,
+    data_dir: DataOpt = None,
+    agents_dir: AgentsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run an agent once and print its answer."""
+    settings = _settings(config, data_dir=data_dir, agents_dir=agents_dir)
+
+    async def work(core: Core) -> None:
+        result = await core.conversations.run(agent, query, session)
+        console.print(result.response, markup=False, highlight=False)
+
+    _with_core(settings, work)
+
+
+@app.command()
+def chat(
+    agent: Annotated[str, typer.Argument(help="Agent name.")],
+    session: Annotated[str | None, typer.Option(help="Session id (new if omitted).")] = None,
+    data_dir: DataOpt = None,
+    agents_dir: AgentsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Talk to an agent in the terminal, streaming its answers. Ctrl-D ends."""
+    settings = _settings(config, data_dir=data_dir, agents_dir=agents_dir)
+
+    async def work(core: Core) -> None:
+        session_id = session
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                return
+            if not line.strip():
+                continue
+            handle = await core.conversations.start(agent, line, session_id)
+            session_id = handle.session_id
+            console.print(f"[bold]{agent}>[/bold] ", end="")
+            async for event in handle.events():
+                if isinstance(event, TextDelta):
+                    console.print(event.text, end="", markup=False, highlight=False)
+                elif isinstance(event, ToolCall):
+                    console.print(f"\n[dim]→ {event.name}({json.dumps(event.input)})[/dim]")
+                elif isinstance(event, ToolResult):
+                    console.print(f"[dim]← {event.output[:200]}[/dim]", markup=False)
+                elif isinstance(event, Failed):
+                    console.print(f"\n[red]error:[/red] {event.error.message}")
+            console.print()
+
+    _with_core(settings, work)
+
+
+@app.command()
+def config(config: ConfigOpt = None) -> None:
+    """Print the effective configuration, secrets masked."""
+    console.print_json(json.dumps(_settings(config).masked()))
+
+
+if __name__ == "__main__":
+    app()

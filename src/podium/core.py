@@ -1,0 +1,57 @@
+"""The Core: every long-lived object of a Podium server, created once at start-up.
+
+The web app keeps one on `app.state.core`; the CLI builds one to call services directly.
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from podium.bus import EventBus, InProcessBus
+from podium.runtime.agent import ModelConfig
+from podium.runtime.loop import AgentLoop
+from podium.runtime.providers.pool import ProviderPool
+from podium.runtime.tools.base import ToolContext, ToolRegistry
+from podium.runtime.tools.builtin import register_builtins
+from podium.services.agents import AgentService
+from podium.services.conversations import ConversationService
+from podium.services.tools import ToolService
+from podium.settings import Settings
+from podium.store.agents import AgentStore
+from podium.store.conversations import ConversationStore
+from podium.store.db import Database
+
+
+class Core:
+    """Builds, starts and stops the services; dialects and the CLI reach them from here."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self.db = Database(settings.db_url)
+        self.bus: EventBus = InProcessBus()
+        self.tools = ToolRegistry()
+        register_builtins(self.tools)
+        self.providers = ProviderPool(settings)
+        self.agents = AgentService(AgentStore(self.db), self.tools)
+        self.loop = AgentLoop(self.providers, self.tools, self.agents,
+                              default_model=ModelConfig.model_validate(settings.default_model))
+        self.conversations = ConversationService(settings, self.agents, self.loop,
+                                                 ConversationStore(self.db), services=self)
+        self.tool_service = ToolService(self.tools, self.agents, ToolContext(settings, services=self))
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.workspace_dir.mkdir(parents=True, exist_ok=True)
+        await self.db.migrate()
+        await self.agents.load(self.settings.agents_dir)
+
+    async def stop(self) -> None:
+        await self.conversations.shutdown()
+        await self.providers.close()
+        await self.db.close()
+
+    @property
+    def uptime(self) -> float:
+        return time.time() - self.started_at

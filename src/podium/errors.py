@@ -1,0 +1,104 @@
+"""Podium's one error hierarchy: every failure a client can see carries a status, a machine
+code and a human message. Each dialect renders these in its own shape (see `api/_dialect.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PodiumError(Exception):
+    """Base of every error that reaches a client."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, hint: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.extra = extra
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(PodiumError):
+    """The request is malformed or names invalid values."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class Unauthorized(PodiumError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(PodiumError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(PodiumError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class AgentNotFound(NotFound):
+    code = "AGENT_NOT_FOUND"
+
+
+class SessionNotFound(NotFound):
+    code = "SESSION_NOT_FOUND"
+
+
+class RunTimeout(PodiumError):
+    """The orchestration timeout passed before the run finished."""
+
+    status = 408
+    code = "TIMEOUT"
+
+
+class Conflict(PodiumError):
+    status = 409
+    code = "CONFLICT"
+
+
+class PayloadTooLarge(PodiumError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class Unprocessable(PodiumError):
+    status = 422
+    code = "UNPROCESSABLE"
+
+
+class RateLimited(PodiumError):
+    status = 429
+    code = "RATE_LIMITED"
+
+
+class BudgetExceeded(RateLimited):
+    code = "BUDGET_EXCEEDED"
+
+
+class ProvidersUnavailable(PodiumError):
+    """Every provider candidate failed or was skipped."""
+
+    status = 503
+    code = "PROVIDERS_UNAVAILABLE"
+
+
+class ProviderError(Exception):
+    """One provider attempt failed; the router moves to the next candidate.
+
+    Not a PodiumError: it never reaches a client on its own, only as the cause of
+    ProvidersUnavailable.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status

@@ -1,0 +1,1 @@
+"""The agent loop: agent definitions, orchestration patterns, providers and tools."""

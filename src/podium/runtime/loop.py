@@ -1,0 +1,247 @@
+"""The agent loop: one run of one agent through its orchestration pattern, as named steps.
+
+The loop emits run events as they happen and keeps the figures a turn records; it knows
+nothing of HTTP, dialects or the database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from podium.errors import ProviderError, ProvidersUnavailable
+from podium.runtime import prompts
+from podium.runtime.agent import AgentSpec, ModelConfig, ModelRef
+from podium.runtime.events import RunEvent, TextDelta, ToolCall, ToolCallRecord, ToolResult, Usage
+from podium.runtime.providers.base import ModelRequest
+from podium.runtime.providers.pool import ProviderPool
+from podium.runtime.routing import ModelRouter
+from podium.runtime.tools.base import ToolContext, ToolRegistry
+
+
+class AgentCatalog(Protocol):
+    """Where the router pattern finds the agents it delegates to."""
+
+    def find(self, name: str) -> AgentSpec | None: ...
+
+    def names(self) -> list[str]: ...
+
+
+@dataclass
+class RunState:
+    """The mutable state of one run: its conversation and the figures its turn records."""
+
+    spec: AgentSpec
+    session_id: str
+    messages: list[dict[str, Any]]
+    emit: Callable[[RunEvent], None]
+    tool_context: ToolContext
+    usage: Usage = field(default_factory=Usage)
+    model_ms: float = 0.0
+    tool_ms: float = 0.0
+    tool_records: list[ToolCallRecord] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    model: str | None = None
+    provider: str | None = None
+    answer: str = ""
+    last_request: list[dict[str, Any]] | None = None
+
+
+class AgentLoop:
+    """Runs agents; one instance serves the whole server."""
+
+    def __init__(self, providers: ProviderPool, tools: ToolRegistry, catalog: AgentCatalog,
+                 default_model: ModelConfig, router: ModelRouter | None = None) -> None:
+        self.providers = providers
+        self.tools = tools
+        self.catalog = catalog
+        self.default_model = default_model
+        self.router = router or ModelRouter()
+
+    async def run(self, state: RunState) -> None:
+        pattern = state.spec.orchestration.pattern
+        step = {"single": self._single, "react": self._react,
+                "plan_and_execute": self._plan_and_execute, "router": self._router}[pattern]
+        await step(state)
+
+    # -- patterns -----------------------------------------------------------------------
+
+    async def _single(self, state: RunState) -> None:
+        state.answer, _ = await self._call_model(state, tools=[])
+
+    async def _react(self, state: RunState, max_iterations: int | None = None) -> None:
+        tools = self.tools.specs(state.spec.tools)
+        for _ in range(max_iterations or state.spec.orchestration.max_iterations):
+            text, calls = await self._call_model(state, tools)
+            if not calls:
+                state.answer = text
+                return
+            await self._run_tools(state, text, calls)
+        # Out of iterations: one last call without tools so the user still gets an answer.
+        state.answer, _ = await self._call_model(state, tools=[])
+
+    async def _plan_and_execute(self, state: RunState) -> None:
+        plan, _ = await self._call_model(state, tools=[], extra_system=(
+            "First write a short numbered plan for the request. Do not answer it yet."), silent=True)
+        state.messages.append({"role": "system", "content": f"Your plan:\n{plan}\nNow carry it out and answer."})
+        await self._react(state)
+
+    async def _router(self, state: RunState) -> None:
+        names = [n for n in (state.spec.orchestration.agents or self.catalog.names()) if n != state.spec.name]
+        targets = [spec for n in names if (spec := self.catalog.find(n)) is not None]
+        if not targets:
+            await self._react(state)
+            return
+        model = self._model_config(state.spec)
+        if self.providers.get(model.primary).supports_tools:
+            await self._route_with_tools(state, targets)
+        else:
+            await self._delegate(state, choose_agent(_last_user(state.messages), targets))
+
+    async def _route_with_tools(self, state: RunState, targets: list[AgentSpec]) -> None:
+        tools = [{"name": t.name, "description": f"Delegate to {t.name}: {t.description}",
+                  "parameters": {"type": "object", "properties": {"request": {"type": "string"}},
+                                 "required": ["request"]}} for t in targets]
+        by_name = {t.name: t for t in targets}
+        for _ in range(state.spec.orchestration.max_iterations):
+            text, calls = await self._call_model(state, tools)
+            if not calls:
+                state.answer = text
+                return
+            state.messages.append(_assistant_with_calls(text, calls))
+            for call in calls:
+                target = by_name.get(call.name)
+                state.emit(call)
+                started = time.perf_counter()
+                if target is None:
+                    output, is_error = f"no agent named {call.name}", True
+                else:
+                    output, is_error = await self._sub_answer(state, target, str(call.input.get("request", ""))), False
+                self._record_tool(state, call, output, is_error, (time.perf_counter() - started) * 1000)
+        state.answer, _ = await self._call_model(state, tools=[])
+
+    async def _delegate(self, state: RunState, target: AgentSpec) -> None:
+        """Let another agent answer the whole request, streaming its answer as ours."""
+        sub = RunState(spec=target, session_id=state.session_id, emit=state.emit,
+                       tool_context=state.tool_context,
+                       messages=[self.system_message(target, state.session_id), *state.messages[1:]])
+        await self.run(sub)
+        _merge(state, sub)
+        state.answer = sub.answer
+
+    async def _sub_answer(self, state: RunState, target: AgentSpec, request: str) -> str:
+        sub = RunState(spec=target, session_id=state.session_id, emit=lambda _e: None,
+                       tool_context=state.tool_context,
+                       messages=[self.system_message(target, state.session_id), {"role": "user", "content": request}])
+        await self.run(sub)
+        _merge(state, sub)
+        return sub.answer
+
+    # -- steps --------------------------------------------------------------------------
+
+    def system_message(self, spec: AgentSpec, session_id: str) -> dict[str, Any]:
+        content = prompts.render(spec.system_prompt, {"agent": spec.name, "session_id": session_id,
+                                                      "description": spec.description})
+        return {"role": "system", "content": content}
+
+    def _model_config(self, spec: AgentSpec) -> ModelConfig:
+        return spec.model or self.default_model
+
+    async def _call_model(self, state: RunState, tools: list[dict[str, Any]], *,
+                          extra_system: str | None = None, silent: bool = False) -> tuple[str, list[ToolCall]]:
+        """One model call, trying candidates in routing order until one answers."""
+        messages = state.messages + ([{"role": "system", "content": extra_system}] if extra_system else [])
+        config = self._model_config(state.spec)
+        failures: list[str] = []
+        for ref in self.router.candidates(config, needs_tools=bool(tools)):
+            try:
+                return await self._attempt(state, ref, messages, tools, silent)
+            except ProviderError as exc:
+                failures.append(f"{ref.label}: {exc}")
+        raise ProvidersUnavailable("all providers unavailable", hint="; ".join(failures))
+
+    async def _attempt(self, state: RunState, ref: ModelRef, messages: list[dict[str, Any]],
+                       tools: list[dict[str, Any]], silent: bool) -> tuple[str, list[ToolCall]]:
+        provider = self.providers.get(ref)
+        request = ModelRequest(messages=messages, tools=tools if provider.supports_tools else [],
+                               max_tokens=ref.max_tokens, temperature=ref.temperature)
+        started = time.perf_counter()
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        try:
+            async for event in provider.stream(request):
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                    if not silent:
+                        state.emit(event)
+                elif isinstance(event, ToolCall):
+                    calls.append(event)
+                else:
+                    state.usage.add(event)
+                    state.emit(event)
+        except ProviderError as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            state.attempts.append({"model": ref.label, "ok": False, "error": str(exc), "ms": round(elapsed, 2)})
+            if text and not silent:
+                # Half an answer already reached the client; a second model cannot continue it.
+                raise ProvidersUnavailable(f"{ref.label} failed mid-answer: {exc}") from exc
+            raise
+        elapsed = (time.perf_counter() - started) * 1000
+        state.model_ms += elapsed
+        state.attempts.append({"model": ref.label, "ok": True, "ms": round(elapsed, 2)})
+        state.model, state.provider, state.last_request = ref.label, ref.provider, messages
+        return "".join(text), calls
+
+    async def _run_tools(self, state: RunState, text: str, calls: list[ToolCall]) -> None:
+        state.messages.append(_assistant_with_calls(text, calls))
+        for call in calls:
+            state.emit(call)
+            outcome = await self.tools.execute(call.name, call.input, state.tool_context)
+            self._record_tool(state, call, outcome.text, outcome.is_error, outcome.duration_ms)
+
+    def _record_tool(self, state: RunState, call: ToolCall, output: str, is_error: bool, ms: float) -> None:
+        state.tool_ms += ms
+        state.messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
+        state.tool_records.append(ToolCallRecord(call.id, call.name, call.input, output, is_error, ms))
+        state.emit(ToolResult(call.id, call.name, output, is_error, ms))
+
+
+def _assistant_with_calls(text: str, calls: list[ToolCall]) -> dict[str, Any]:
+    return {"role": "assistant", "content": text or None, "tool_calls": [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.input)}}
+        for c in calls]}
+
+
+def _merge(state: RunState, sub: RunState) -> None:
+    state.usage.add(sub.usage)
+    state.model_ms += sub.model_ms
+    state.tool_ms += sub.tool_ms
+    state.tool_records += sub.tool_records
+    state.attempts += sub.attempts
+    state.model, state.provider = sub.model or state.model, sub.provider or state.provider
+    state.last_request = sub.last_request or state.last_request
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str:
+    return next((str(m.get("content") or "") for m in reversed(messages) if m["role"] == "user"), "")
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def choose_agent(request: str, targets: list[AgentSpec]) -> AgentSpec:
+    """Pick the agent whose name and description share most words with the request.
+
+    Used when the router's model cannot call tools (the local model); ties go to the first
+    listed agent, so the order in `orchestration.agents` sets the default.
+    """
+    words = {w for w in _WORD.findall(request.lower()) if len(w) > 3}  # skip "a", "the", "and"
+
+    def score(spec: AgentSpec) -> int:
+        return len(words & set(_WORD.findall(f"{spec.name.replace('-', ' ')} {spec.description}".lower())))
+
+    return max(targets, key=score)  # max keeps the first of equal scores

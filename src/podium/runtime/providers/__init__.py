@@ -1,0 +1,1 @@
+"""LLM providers, one module each, behind the `Provider` protocol in `base.py`."""

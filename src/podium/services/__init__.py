@@ -1,0 +1,1 @@
+"""One service per capability; services hold the logic that dialects share."""

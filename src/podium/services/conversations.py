@@ -1,0 +1,178 @@
+"""Conversations: start an agent run in a session, stream its events, record its turn.
+
+A run is a task of the server, not of the HTTP connection: it records its turn whatever the
+client does, and every dialect (blocking or streaming) renders the same `RunHandle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium.errors import PodiumError, RunTimeout
+from podium.ids import new_id
+from podium.runtime.agent import AgentSpec
+from podium.runtime.events import Done, Failed, RunEvent, RunResult
+from podium.runtime.loop import AgentLoop, RunState
+from podium.runtime.tools.base import ToolContext
+from podium.settings import Settings
+from podium.store.conversations import ConversationStore, TurnRecord
+
+log = logging.getLogger(__name__)
+
+BeforeHook = Callable[[RunState], Awaitable[None]]
+AfterHook = Callable[[RunState, TurnRecord], Awaitable[None]]
+
+
+@dataclass
+class RunHooks:
+    """Where other capabilities join a run: `before` may refuse it (budgets) or add context
+    (memory); `after` sees the recorded turn (metrics, semantic memory)."""
+
+    before: list[BeforeHook] = field(default_factory=list)
+    after: list[AfterHook] = field(default_factory=list)
+
+
+class RunHandle:
+    """A run in progress: iterate its events, or await its result."""
+
+    def __init__(self, session_id: str, agent: str) -> None:
+        self.session_id = session_id
+        self.agent = agent
+        self._queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+
+    def emit(self, event: RunEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[RunEvent]:
+        """Every event of the run, ending with Done or Failed."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, (Done, Failed)):
+                return
+
+    async def result(self) -> RunResult:
+        """Wait for the end of the run; raise its error if it failed."""
+        async for event in self.events():
+            if isinstance(event, Done):
+                return event.result
+            if isinstance(event, Failed):
+                raise event.error
+        raise AssertionError("run ended without Done or Failed")  # events() always ends with one
+
+
+class ConversationService:
+    """Runs agents in sessions and reads sessions' history."""
+
+    def __init__(self, settings: Settings, agents: Any, loop: AgentLoop, store: ConversationStore,
+                 services: Any = None) -> None:
+        self.settings = settings
+        self.agents = agents
+        self.loop = loop
+        self.store = store
+        self.services = services
+        self.hooks = RunHooks()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, agent: str | None, message: str, session_id: str | None = None, *,
+                    messages: list[dict[str, Any]] | None = None) -> RunHandle:
+        """Begin a run. `messages`, when given, is the whole conversation (the OpenAI dialect);
+        otherwise the session's stored history precedes `message`."""
+        spec = self.agents.get(agent or self.settings.default_agent)
+        session_id = session_id or new_id("sess_")
+        state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
+                         messages=await self._context(spec, session_id, message, messages),
+                         tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
+        for hook in self.hooks.before:
+            await hook(state)  # may raise (a budget): nothing has been written yet
+        handle = RunHandle(session_id, spec.name)
+        state.emit = handle.emit
+        task = asyncio.create_task(self._run(handle, state, message), name=f"run:{spec.name}:{session_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return handle
+
+    async def run(self, agent: str | None, message: str, session_id: str | None = None) -> RunResult:
+        """A run to its end (for the CLI and for services that work tasks)."""
+        return await (await self.start(agent, message, session_id)).result()
+
+    async def _context(self, spec: AgentSpec, session_id: str, message: str,
+                       messages: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        system = self.loop.system_message(spec, session_id)
+        if messages is not None:
+            return [system, *messages]
+        limit = min(self.settings.history_limit, spec.memory.max_turns * 2)
+        history = await self.store.history(session_id, limit)
+        return [system, *({"role": m["role"], "content": m["content"]} for m in history),
+                {"role": "user", "content": message}]
+
+    async def _run(self, handle: RunHandle, state: RunState, message: str) -> None:
+        started = time.perf_counter()
+        error: PodiumError | None = None
+        try:
+            async with asyncio.timeout(state.spec.orchestration.timeout):
+                await self.loop.run(state)
+        except TimeoutError:
+            error = RunTimeout(f"orchestration timeout of {state.spec.orchestration.timeout:g}s exceeded")
+        except PodiumError as exc:
+            error = exc
+        except Exception:  # a bug in a run must still end the client's wait and be recorded
+            log.exception("run of %s failed", state.spec.name)
+            error = PodiumError("internal error during the run")
+        record = self._record(handle, state, message, error, (time.perf_counter() - started) * 1000)
+        try:
+            await self.store.record_turn(record)
+        except Exception:
+            log.exception("could not record turn %s", record.turn_id)
+            handle.emit(Failed(PodiumError("the turn could not be recorded")))
+            return
+        for hook in self.hooks.after:
+            try:
+                await hook(state, record)
+            except Exception:  # an observer's failure never fails a recorded run
+                log.exception("after-run hook failed")
+        handle.emit(Failed(error) if error else Done(self._result(record, state)))
+
+    def _record(self, handle: RunHandle, state: RunState, message: str, error: PodiumError | None,
+                total_ms: float) -> TurnRecord:
+        return TurnRecord(
+            turn_id=new_id("turn_"), session_id=handle.session_id, agent=state.spec.name,
+            user_message=message, assistant_message=None if error else state.answer,
+            status="failed" if error else "completed", error=str(error) if error else None,
+            model=state.model, provider=state.provider,
+            input_tokens=state.usage.input_tokens, output_tokens=state.usage.output_tokens,
+            total_ms=total_ms, model_ms=state.model_ms, tool_ms=state.tool_ms,
+            context=state.last_request, attempts=state.attempts,
+            tool_calls=[{"id": new_id("tc_"), "call_id": t.id, "tool": t.tool, "input": t.input,
+                         "output": t.output, "is_error": int(t.is_error), "duration_ms": t.duration_ms}
+                        for t in state.tool_records],
+        )
+
+    @staticmethod
+    def _result(record: TurnRecord, state: RunState) -> RunResult:
+        return RunResult(
+            session_id=record.session_id, agent=record.agent, response=state.answer,
+            tool_calls=state.tool_records, usage=state.usage, total_ms=record.total_ms,
+            model_ms=record.model_ms, tool_ms=record.tool_ms, model=state.model or "",
+            provider=state.provider or "", turn_id=record.turn_id,
+        )
+
+    async def history(self, session_id: str, agent: str | None = None) -> list[dict[str, Any]] | None:
+        """A session's messages, or None when the session does not exist."""
+        if await self.store.get_session(session_id) is None:
+            return None
+        return await self.store.history(session_id, limit=10_000, agent=agent)
+
+    async def clear_history(self, session_id: str, agent: str) -> int:
+        self.agents.get(agent)
+        return await self.store.clear_history(session_id, agent)
+
+    async def shutdown(self) -> None:
+        """Let running turns finish (bounded), so none is lost on a clean stop."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)

@@ -1,0 +1,131 @@
+"""Podium's configuration: one typed object, read once at start-up.
+
+Sources, strongest first: explicit arguments (the CLI), `PODIUM_*` environment variables,
+the YAML file given with `--config`, then the defaults below. Every field has help text; the
+README's settings table and `podium config` are generated from these fields.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class TokenSpec(BaseModel):
+    """One access token; `allowed_agents` of None means every agent."""
+
+    name: str
+    token: SecretStr
+    allowed_agents: list[str] | None = None
+
+
+class AuthSettings(BaseModel):
+    """Bearer tokens for every route but the health checks; empty means open."""
+
+    tokens: list[TokenSpec] = Field(default_factory=list)
+
+
+class RateLimitSettings(BaseModel):
+    """Per-IP request limits."""
+
+    per_ip_per_minute: int = Field(0, description="Requests per minute per client IP; 0 disables.")
+    storage_uri: str = Field("memory://", description="`limits` storage, e.g. redis://host:6379.")
+
+
+class CorsSettings(BaseModel):
+    """Cross-origin access; empty origins mean: all while bound to loopback, none otherwise."""
+
+    origins: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one Podium server."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PODIUM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, description="Port to listen on.")
+    data_dir: Path = Field(Path("data"), description="Folder for the database, logs and the tool workspace.")
+    agents_dir: Path = Field(Path("agents"), description="Folder of agent YAML files (static agents).")
+    database_url: str = Field(
+        "", description="SQLAlchemy async URL; empty means SQLite at DATA_DIR/podium.db."
+    )
+    default_agent: str = Field("orchestrator", description="Agent used by /chat when none is named.")
+    default_model: str = Field(
+        "local/smollm2-135m", description="provider/model for agents that name no model."
+    )
+    local_max_new_tokens: int = Field(256, description="Longest answer the local model writes.")
+    local_threads: int = Field(0, description="CPU threads for the local model; 0 lets torch decide.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest request body accepted (413 above).")
+    history_limit: int = Field(50, description="Most past messages of a session sent to the model.")
+    http_tool_allow_private: bool = Field(
+        False, description="Let the http_request tool reach loopback and private addresses."
+    )
+    http_tool_max_bytes: int = Field(1_000_000, description="Largest body the http_request tool reads.")
+    public_url: str = Field("", description="Base URL clients reach Podium at; empty means http://HOST:PORT.")
+    log_level: str = Field("warning", description="Log level: debug, info, warning, error.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Access tokens.")
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
+    cors: CorsSettings = Field(default_factory=CorsSettings, description="CORS origins.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = settings_cls.model_config.get("yaml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> "Settings":
+        """Build the settings from a YAML file (optional), the environment and overrides."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if config_file is None:
+            return cls(**values)
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file not found: {config_file}")
+
+        class _FromFile(cls):  # type: ignore[valid-type,misc]
+            model_config = SettingsConfigDict(**{**cls.model_config, "yaml_file": str(config_file)})
+
+        return cls.model_validate(_FromFile(**values).model_dump())
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'podium.db'}"
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.data_dir / "workspace"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration as plain data with every secret masked (for display)."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def secret_from_env(name: str) -> str | None:
+    """Read a provider key named by an agent's `api_key_env`; the only environment read
+    outside start-up, kept here so that secrets have one door."""
+    return os.environ.get(name) or None

@@ -1,0 +1,137 @@
+"""Sessions, messages, turns and tool calls: what every run writes and every dialect reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from podium.ids import now_ms
+from podium.store.db import Database, insert_for
+from podium.store.tables import messages, sessions, tool_calls, turns
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """Everything one run leaves behind, written in one transaction."""
+
+    turn_id: str
+    session_id: str
+    agent: str
+    user_message: str | None
+    assistant_message: str | None
+    status: str
+    model: str | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    total_ms: float
+    model_ms: float
+    tool_ms: float
+    context: list[dict[str, Any]] | None
+    attempts: list[dict[str, Any]] | None = None
+    error: str | None = None
+    cost_usd: float = 0.0
+    trace_id: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ConversationStore:
+    """Reads and writes the conversation tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert = insert_for(db.engine)
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        return dict(row._mapping) if row else None
+
+    async def history(self, session_id: str, limit: int, agent: str | None = None) -> list[dict[str, Any]]:
+        """The last `limit` messages of a session, oldest first (all agents unless one is named)."""
+        query = select(messages).where(messages.c.session_id == session_id)
+        if agent is not None:
+            query = query.where(messages.c.agent == agent)
+        query = query.order_by(messages.c.id.desc()).limit(limit)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [dict(r._mapping) for r in reversed(rows)]
+
+    async def clear_history(self, session_id: str, agent: str) -> int:
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
+                delete(messages).where(messages.c.session_id == session_id, messages.c.agent == agent)
+            )
+        return result.rowcount or 0
+
+    async def append_message(self, session_id: str, role: str, content: str, agent: str | None) -> dict[str, Any]:
+        now = now_ms()
+        async with self.db.engine.begin() as conn:
+            await self._touch_session(conn, session_id, agent, now)
+            result = await conn.execute(
+                messages.insert().values(
+                    session_id=session_id, agent=agent, role=role, content=content, created_at=now
+                )
+            )
+        return {"id": result.inserted_primary_key[0], "session_id": session_id, "agent": agent,
+                "role": role, "content": content, "created_at": now}
+
+    async def record_turn(self, record: TurnRecord) -> None:
+        """Write the session, both messages, the turn and its tool calls atomically."""
+        now = now_ms()
+        async with self.db.engine.begin() as conn:
+            await self._touch_session(conn, record.session_id, record.agent, now)
+            await conn.execute(turns.insert().values(
+                id=record.turn_id, session_id=record.session_id, agent=record.agent,
+                model=record.model, provider=record.provider, status=record.status,
+                error=record.error, input_tokens=record.input_tokens,
+                output_tokens=record.output_tokens, cost_usd=record.cost_usd,
+                total_ms=record.total_ms, model_ms=record.model_ms, tool_ms=record.tool_ms,
+                context=record.context, attempts=record.attempts, trace_id=record.trace_id,
+                created_at=now,
+            ))
+            rows = []
+            if record.user_message is not None:
+                rows.append({"role": "user", "content": record.user_message})
+            if record.assistant_message is not None:
+                rows.append({"role": "assistant", "content": record.assistant_message})
+            if rows:
+                await conn.execute(messages.insert(), [
+                    {**r, "session_id": record.session_id, "agent": record.agent,
+                     "turn_id": record.turn_id, "created_at": now} for r in rows
+                ])
+            if record.tool_calls:
+                await conn.execute(tool_calls.insert(), [
+                    {**c, "turn_id": record.turn_id, "session_id": record.session_id, "created_at": now}
+                    for c in record.tool_calls
+                ])
+
+    async def _touch_session(self, conn, session_id: str, agent: str | None, now: int) -> None:  # noqa: ANN001
+        # A session comes into being the first time any dialect speaks in it.
+        stmt = self._insert(sessions).values(
+            id=session_id, agent_id=agent, status="running", started_at=now, last_activity=now, env={}
+        ).on_conflict_do_update(index_elements=["id"], set_={
+            "last_activity": now,
+            "agent_id": func.coalesce(sessions.c.agent_id, agent),
+        })
+        await conn.execute(stmt)
+
+    async def list_turns(self, session_id: str) -> list[dict[str, Any]]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(turns).where(turns.c.session_id == session_id).order_by(turns.c.created_at)
+            )).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def tool_calls_for(self, turn_id: str) -> list[dict[str, Any]]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(tool_calls).where(tool_calls.c.turn_id == turn_id).order_by(tool_calls.c.created_at)
+            )).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def set_session_fields(self, session_id: str, **fields: Any) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**fields))

@@ -1,0 +1,89 @@
+"""The tables every capability shares. Times are epoch milliseconds (integers).
+
+Capabilities that own more tables declare them on this same `metadata` in their own store
+module and add an Alembic revision for them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+)
+
+# One session table for every dialect: chat sessionId, runtime session_id, gateway session
+# and the work-tracking session are all rows here.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("agent_id", String(64)),
+    Column("project_id", String(64)),
+    Column("name", Text),
+    Column("nickname", Text),
+    Column("env", JSON),
+    Column("status", String(16), nullable=False, default="running"),
+    Column("started_at", Integer, nullable=False),
+    Column("last_activity", Integer, nullable=False),
+    Column("completed_at", Integer),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("agent", String(64)),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("turn_id", String(40)),
+    Column("created_at", Integer, nullable=False),
+    Index("ix_messages_session", "session_id", "id"),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("session_id", String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("model", String(200)),
+    Column("provider", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("total_ms", Float, nullable=False, default=0.0),
+    Column("model_ms", Float, nullable=False, default=0.0),
+    Column("tool_ms", Float, nullable=False, default=0.0),
+    Column("context", JSON),
+    Column("attempts", JSON),
+    Column("trace_id", String(32)),
+    Column("created_at", Integer, nullable=False),
+    Index("ix_turns_session", "session_id", "created_at"),
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("call_id", String(128)),
+    Column("turn_id", String(40), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", String(200), nullable=False),
+    Column("tool", String(128), nullable=False),
+    Column("input", JSON),
+    Column("output", Text),
+    Column("is_error", Integer, nullable=False, default=0),
+    Column("duration_ms", Float, nullable=False, default=0.0),
+    Column("created_at", Integer, nullable=False),
+    Index("ix_tool_calls_turn", "turn_id"),
+)
