@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.requests import Request
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from podium.errors import BadRequest, PodiumError, Unprocessable
@@ -49,10 +50,21 @@ class Dialect:
                         return dialect.error(exc)
                     except RequestValidationError as exc:
                         return dialect.error(dialect.invalid(exc))
+                    except HTTPException as exc:
+                        # FastAPI wraps failures while reading the body (e.g. our size limit).
+                        cause = exc.__cause__
+                        return dialect.error(cause if isinstance(cause, PodiumError) else _from_http(exc))
 
                 return guarded
 
         return APIRouter(route_class=Route, **kwargs)
+
+
+def _from_http(exc: HTTPException) -> PodiumError:
+    error = PodiumError(str(exc.detail))
+    error.status = exc.status_code
+    error.code = "BAD_REQUEST" if exc.status_code == 400 else f"HTTP_{exc.status_code}"
+    return error
 
 
 def describe_validation(errors: Any) -> str:

@@ -1,0 +1,142 @@
+"""Test fixtures: the real Podium app under uvicorn on a loopback port, SQLite file underneath.
+
+`podium(agents={...}, config={...})` starts a server with those agents (YAML-equivalent dicts)
+in a fresh data dir; `.restart()` stops it and starts a new one on the same data. The only
+doubles are LLM providers: the `scripted` provider, or `fake_upstream` (an OpenAI-compatible
+server over real HTTP).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import yaml
+
+from podium.app import create_app
+from podium.settings import Settings
+
+ECHO = {"name": "echo", "description": "Echoes the message", "model": "scripted/echo",
+        "orchestration": {"pattern": "single"}}
+
+
+class ServerThread:
+    """uvicorn serving one app in a background thread, on a socket bound beforehand."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", settings.port))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
+                                lifespan="on", ws_ping_interval=None)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("podium did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+
+class Podium:
+    """A running Podium server and convenient clients for it."""
+
+    def __init__(self, root: Path, agents: list[dict[str, Any]], config: dict[str, Any]) -> None:
+        self.root = root
+        self.agents_dir = root / "agents"
+        self.agents_dir.mkdir(parents=True, exist_ok=True)
+        for agent in agents:
+            (self.agents_dir / f"{agent['name']}.yaml").write_text(yaml.safe_dump(agent))
+        self.config = {"data_dir": str(root / "data"), "agents_dir": str(self.agents_dir),
+                       "default_agent": agents[0]["name"] if agents else "echo", **config}
+        self._server: ServerThread | None = None
+        self.port = 0
+
+    def start(self) -> "Podium":
+        config_file = self.root / "podium.yaml"
+        config_file.write_text(yaml.safe_dump({**self.config, "port": self.port}))
+        self._server = ServerThread(Settings.load(config_file))
+        self.port = self._server.port
+        self._server.start()
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self.http.close()
+            self._server.stop()
+            self._server = None
+
+    def restart(self) -> "Podium":
+        self.stop()
+        return self.start()
+
+    @property
+    def core(self) -> Any:
+        """The running Core, for reading what a request left behind (never for patching)."""
+        assert self._server is not None
+        return self._server.server.config.app.state.core
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def podium(tmp_path: Path) -> Iterator[Callable[..., Podium]]:
+    started: list[Podium] = []
+
+    def start(agents: list[dict[str, Any]] | None = None, config: dict[str, Any] | None = None) -> Podium:
+        server = Podium(tmp_path / f"p{len(started)}", agents if agents is not None else [ECHO], config or {})
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str | None, str]]:
+    """Parse an SSE body into (event, data) pairs."""
+    events, name, data = [], None, []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            events.append((name, "\n".join(data)))
+            name, data = None, []
+    if data:
+        events.append((name, "\n".join(data)))
+    return events
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[Any]:
+    from tests.fake_openai import FakeOpenAI
+
+    upstream = FakeOpenAI().start()
+    yield upstream
+    upstream.stop()
