@@ -71,7 +71,9 @@ def describe_validation(errors: Any) -> str:
     """FastAPI's error list as one sentence a person can act on."""
     parts = []
     for error in list(errors)[:3]:
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]  # where the value came from; the field name is what helps
         if error.get("type") == "json_invalid":
             parts.append("request body is not valid JSON")
         elif error.get("type") == "missing":

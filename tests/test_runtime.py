@@ -1,0 +1,145 @@
+"""The runtime dialect (seed 3): agents, runs, history, tools and the agent WebSocket."""
+
+from __future__ import annotations
+
+import json
+
+from websockets.sync.client import connect
+
+ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
+CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
+    "provider": "scripted", "model": "calc", "script": [
+        {"tool_call": {"name": "calculator", "arguments": {"expression": "2+3"}}},
+        {"reply": "It is {tool_result}"}]}}
+SLOW = {"name": "slow", "model": {"provider": "scripted", "model": "slow", "script": [{"tokens": 50, "delay_ms": 100}]},
+        "orchestration": {"pattern": "single", "timeout": 0.3}}
+DOWN = {"name": "down", "model": {"primary": {"provider": "scripted", "model": "a", "script": [{"fail": "boom"}]},
+                                  "fallback": {"provider": "scripted", "model": "b", "script": [{"fail": "bust"}]}}}
+
+
+def test_health(podium):
+    body = podium([ECHO]).http.get("/v1/health").json()
+    assert body["status"] == "healthy" and isinstance(body["uptime_seconds"], int) and body["version"]
+
+
+def test_agent_list_and_detail(podium):
+    http = podium([ECHO, CALC]).http
+    agents = {a["name"]: a for a in http.get("/v1/agents").json()["agents"]}
+    assert agents["calc"] == {"name": "calc", "description": "Does sums", "model": "scripted/calc",
+                              "orchestration": "react", "status": "ready", "type": "static"}
+    detail = http.get("/v1/agents/calc").json()
+    assert detail["model"]["primary"] == {"provider": "scripted", "model": "calc", "script": CALC["model"]["script"]}
+    assert detail["orchestration"]["max_iterations"] == 8 and detail["tools"] == ["calculator"]
+    missing = http.get("/v1/agents/ghost")
+    assert missing.status_code == 404 and "ghost" in missing.json()["detail"]
+
+
+def test_run_reports_tool_calls_usage_and_timing(podium):
+    http = podium([CALC]).http
+    body = http.post("/v1/agents/calc/run", json={"query": "two plus three", "session_id": "r1"}).json()
+    assert body["session_id"] == "r1"
+    assert body["response"].startswith("It is ") and '"result": 5' in body["response"]
+    assert body["tool_calls"] == [{"tool": "calculator", "input": {"expression": "2+3"},
+                                   "output": '{"expression": "2+3", "result": 5}'}]
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
+    assert set(body["timing"]) == {"total_ms", "model_ms", "tool_ms"}
+    assert body["timing"]["total_ms"] >= body["timing"]["tool_ms"]
+    assert body["model"] == "scripted/calc" and body["provider"] == "scripted"
+
+
+def test_run_generates_session_and_history_round_trip(podium):
+    http = podium([ECHO]).http
+    first = http.post("/v1/agents/echo/run", json={"query": "remember me"}).json()
+    session = first["session_id"]
+    assert session.startswith("sess_")
+    history = http.get(f"/v1/memory/echo/history/{session}").json()
+    assert history == {"agent": "echo", "session_id": session, "messages": [
+        {"role": "user", "content": "remember me"}, {"role": "assistant", "content": "remember me"}]}
+    cleared = http.delete(f"/v1/memory/echo/history/{session}").json()
+    assert cleared == {"status": "cleared", "agent": "echo", "session_id": session}
+    assert http.get(f"/v1/memory/echo/history/{session}").json()["messages"] == []
+
+
+def test_run_errors_404_408_503_422(podium):
+    http = podium([ECHO, SLOW, DOWN]).http
+    assert http.post("/v1/agents/ghost/run", json={"query": "x"}).status_code == 404
+    timeout = http.post("/v1/agents/slow/run", json={"query": "x"})
+    assert timeout.status_code == 408 and "timeout" in timeout.json()["detail"]
+    down = http.post("/v1/agents/down/run", json={"query": "x"})
+    assert down.status_code == 503 and down.json() == {"detail": "all providers unavailable"}
+    bad = http.post("/v1/agents/echo/run", json={"query": 3})
+    assert bad.status_code == 422 and "query" in bad.json()["detail"]
+
+
+def test_failed_run_is_still_recorded(podium):
+    server = podium([DOWN])
+    server.http.post("/v1/agents/down/run", json={"query": "anyone?", "session_id": "f1"})
+    history = server.http.get("/v1/memory/down/history/f1").json()["messages"]
+    assert history == [{"role": "user", "content": "anyone?"}]
+
+
+def test_dynamic_agent_create_use_delete(podium):
+    server = podium([ECHO])
+    spec = {"name": "helper", "description": "made by API", "model": "scripted/x", "tools": ["calculator"]}
+    created = server.http.post("/v1/agents", json=spec)
+    assert created.status_code == 201 and created.json()["kind"] == "dynamic"
+    assert server.http.post("/v1/agents", json=spec).status_code == 409
+    assert server.http.post("/v1/agents", json={"name": "bad", "tools": ["nope"]}).status_code == 400
+    assert server.http.post("/v1/agents", json={"name": "bad name!"}).status_code == 400
+    server.restart()
+    types = {a["name"]: a["type"] for a in server.http.get("/agents").json()["agents"]}
+    assert types == {"echo": "static", "helper": "dynamic"}
+    assert server.http.post("/v1/agents/helper/run", json={"query": "hi"}).json()["response"] == "hi"
+    assert server.http.delete("/v1/agents/echo").status_code == 400
+    assert server.http.delete("/v1/agents/helper").status_code == 200
+    assert server.http.get("/v1/agents/helper").status_code == 404
+
+
+def test_tools_routes(podium):
+    http = podium([CALC]).http
+    listed = {t["name"]: t for t in http.get("/v1/tools").json()["tools"]}
+    assert listed["calculator"]["agents"] == ["calc"] and listed["calculator"]["type"] == "internal"
+    builtin = http.get("/v1/tools/builtin").json()
+    assert builtin["count"] == len(builtin["tools"]) >= 2
+    assert all(t["parameters"]["type"] == "object" for t in builtin["tools"])
+    ran = http.post("/v1/tools/execute", json={"tool": "calculator", "input": {"expression": "7*6"}}).json()
+    assert ran["output"] == {"expression": "7*6", "result": 42} and ran["timing_ms"] >= 0
+    assert http.post("/v1/tools/execute", json={"tool": "nope", "input": {}}).status_code == 404
+    assert http.post("/v1/tools/execute", json={"tool": "calculator", "input": {"x": 1}}).status_code == 422
+
+
+def test_agent_websocket_streams_run(podium):
+    server = podium([CALC, ECHO])
+    with connect(f"{server.ws_url}/v1/ws/agent/calc?session_id=w1") as ws:
+        ws.send(json.dumps({"query": "add"}))
+        messages = []
+        while not messages or messages[-1]["type"] not in ("done", "error"):
+            messages.append(json.loads(ws.recv(timeout=10)))
+        ws.send(json.dumps({"query": 5}))
+        invalid = json.loads(ws.recv(timeout=10))
+    types = [m["type"] for m in messages]
+    assert types[0] == "tool_call" and types[1] == "tool_result" and types[-1] == "done"
+    assert messages[0] == {"type": "tool_call", "tool": "calculator", "input": {"expression": "2+3"}}
+    assert "".join(m["content"] for m in messages if m["type"] == "token").startswith("It is")
+    assert messages[-1]["usage"]["total_tokens"] > 0 and messages[-1]["session_id"] == "w1"
+    assert invalid["type"] == "error"
+    history = server.http.get("/v1/memory/calc/history/w1").json()["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant"]
+
+
+def test_agent_websocket_unknown_agent_reports_error(podium):
+    server = podium([ECHO])
+    with connect(f"{server.ws_url}/v1/ws/agent/ghost") as ws:
+        ws.send(json.dumps({"query": "hi"}))
+        message = json.loads(ws.recv(timeout=10))
+    assert message["type"] == "error" and "ghost" in message["message"]
+
+
+def test_one_session_across_dialects(podium):
+    server = podium([ECHO])
+    server.http.post("/chat", json={"message": "from chat", "sessionId": "x1", "stream": False})
+    server.http.post("/v1/agents/echo/run", json={"query": "from runtime", "session_id": "x1"})
+    server.http.post("/v1/query", json={"prompt": "from gateway", "agent": "echo", "session": "x1"})
+    contents = [m["content"] for m in server.http.get("/chat/x1").json()["messages"] if m["role"] == "user"]
+    assert contents == ["from chat", "from runtime", "from gateway"]
