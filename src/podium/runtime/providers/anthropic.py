@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx
 
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
@@ -21,13 +20,15 @@ class AnthropicProvider:
     kind = "anthropic"
     supports_tools = True
 
-    def __init__(self, model: str, *, base_url: str | None, api_key: str | None,
-                 http_client: httpx.AsyncClient, timeout: float = 60.0) -> None:
+    def __init__(self, model: str, *, base_url: str | None, api_key: str | None, timeout: float = 60.0) -> None:
         self.model = model
+        # The SDK brings its own HTTP stack (it rejects a shared httpx client), one per provider.
         self.client = anthropic.AsyncAnthropic(
-            base_url=base_url, api_key=api_key or "not-set", max_retries=0,
-            timeout=timeout, http_client=http_client,
+            base_url=base_url, api_key=api_key or "not-set", max_retries=0, timeout=timeout,
         )
+
+    async def aclose(self) -> None:
+        await self.client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         system, messages = to_anthropic(request.messages)

@@ -35,7 +35,7 @@ def _openai(pool: "ProviderPool", ref: ModelRef) -> Provider:
 
 def _anthropic(pool: "ProviderPool", ref: ModelRef) -> Provider:
     return AnthropicProvider(ref.model, base_url=ref.base_url,
-                             api_key=_api_key(ref) or pool.stored_key("anthropic"), http_client=pool.http)
+                             api_key=_api_key(ref) or pool.stored_key("anthropic"))
 
 
 def _ollama(pool: "ProviderPool", ref: ModelRef) -> Provider:
@@ -97,4 +97,8 @@ class ProviderPool:
         self._cache.clear()
 
     async def close(self) -> None:
+        for provider in self._cache.values():
+            aclose = getattr(provider, "aclose", None)  # providers owning a connection pool
+            if aclose is not None:
+                await aclose()
         await self.http.aclose()

@@ -1,0 +1,75 @@
+"""A fake Anthropic Messages API over real HTTP: streams one text answer, or a tool_use block
+when the request offers tools and has no tool_result yet."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+
+class FakeAnthropic:
+    """Answers POST /v1/messages with stream=true; keeps request bodies in `requests`."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FakeAnthropic":
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    async def messages(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(body)
+        answered = any(isinstance(m["content"], list) and any(b.get("type") == "tool_result" for b in m["content"])
+                       for m in body["messages"])
+        use_tool = bool(body.get("tools")) and not answered
+        return StreamingResponse(self._stream(body, use_tool), media_type="text/event-stream")
+
+    async def _stream(self, body: dict[str, Any], use_tool: bool):
+        yield _event("message_start", {"message": {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 21, "output_tokens": 0}}})
+        if use_tool:
+            tool = body["tools"][0]["name"]
+            yield _event("content_block_start", {"index": 0, "content_block": {
+                "type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}})
+            yield _event("content_block_delta", {"index": 0, "delta": {
+                "type": "input_json_delta", "partial_json": json.dumps({"expression": "3*3"})}})
+        else:
+            yield _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            for word in ("Hello ", "from ", "Claude"):
+                yield _event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}})
+        yield _event("content_block_stop", {"index": 0})
+        yield _event("message_delta", {"delta": {"stop_reason": "tool_use" if use_tool else "end_turn",
+                                                 "stop_sequence": None}, "usage": {"output_tokens": 5}})
+        yield _event("message_stop", {})

@@ -1,0 +1,111 @@
+"""Providers over real HTTP: OpenAI-compatible and Anthropic upstreams, fallback, usage."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.fake_anthropic import FakeAnthropic
+
+
+def _closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens here now: connection refused
+    return port
+
+
+def _openai_agent(name: str, base_url: str, **extra) -> dict:
+    return {"name": name, "system_prompt": "You are {{ agent }}.", "tools": ["calculator"],
+            "model": {"provider": "openai", "model": "fake-model", "base_url": base_url, "api_key": "sk-test"},
+            **extra}
+
+
+def test_openai_provider_streams_text_with_upstream_usage(podium, fake_upstream):
+    fake_upstream.script = [{"text": "Paris is the capital"}]
+    server = podium([_openai_agent("geo", fake_upstream.base_url)])
+    body = server.http.post("/v1/agents/geo/run", json={"query": "capital of France?", "session_id": "p1"}).json()
+    assert body["response"] == "Paris is the capital "
+    assert body["usage"] == {"input_tokens": 11, "output_tokens": 7, "total_tokens": 18}
+    assert body["model"] == "openai/fake-model" and body["provider"] == "openai"
+    sent = fake_upstream.requests[0]
+    assert sent["model"] == "fake-model" and sent["stream"] is True
+    assert sent["messages"] == [{"role": "system", "content": "You are geo."},
+                                {"role": "user", "content": "capital of France?"}]
+    assert sent["tools"][0]["function"]["name"] == "calculator"
+
+
+def test_openai_tool_call_loop_sends_tool_result_back(podium, fake_upstream):
+    fake_upstream.script = [{"tool_call": {"name": "calculator", "arguments": {"expression": "12*12"}}},
+                            {"text": "It is 144"}]
+    server = podium([_openai_agent("math", fake_upstream.base_url)])
+    body = server.http.post("/v1/agents/math/run", json={"query": "12 squared"}).json()
+    assert body["response"] == "It is 144 "
+    assert body["tool_calls"][0]["tool"] == "calculator" and '"result": 144' in body["tool_calls"][0]["output"]
+    second = fake_upstream.requests[1]["messages"]
+    assert second[-2]["role"] == "assistant" and second[-2]["tool_calls"][0]["function"]["name"] == "calculator"
+    assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == "call_1"
+    assert json.loads(second[-1]["content"])["result"] == 144
+    assert body["usage"]["input_tokens"] == 22  # two upstream calls, 11 each
+
+
+def test_history_is_sent_on_the_next_turn(podium, fake_upstream):
+    fake_upstream.script = [{"text": "first answer"}]
+    server = podium([_openai_agent("geo", fake_upstream.base_url)])
+    server.http.post("/chat", json={"message": "one", "sessionId": "h", "stream": False, "agent": "geo"})
+    server.http.post("/chat", json={"message": "two", "sessionId": "h", "stream": False, "agent": "geo"})
+    assert [m["content"] for m in fake_upstream.requests[1]["messages"]] == [
+        "You are geo.", "one", "first answer ", "two"]
+
+
+@pytest.mark.parametrize("failure", ["refused", "500"])
+def test_fallback_to_next_candidate(podium, fake_upstream, failure):
+    if failure == "refused":
+        primary_url = f"http://127.0.0.1:{_closed_port()}/v1"
+    else:
+        fake_upstream.script = [{"status": 500}, {"text": "from fallback"}]
+        primary_url = fake_upstream.base_url
+    agent = {"name": "fb", "model": {
+        "primary": {"provider": "openai", "model": "primary", "base_url": primary_url},
+        "fallback": [{"provider": "openai", "model": "secondary", "base_url": fake_upstream.base_url}]}}
+    if failure == "refused":
+        fake_upstream.script = [{"text": "from fallback"}]
+    server = podium([agent])
+    body = server.http.post("/v1/agents/fb/run", json={"query": "hi", "session_id": "fb1"}).json()
+    assert body["response"] == "from fallback "
+    assert body["model"] == "openai/secondary"
+
+
+def test_all_candidates_down_is_503(podium):
+    port = _closed_port()
+    agent = {"name": "dead", "model": {
+        "primary": {"provider": "openai", "model": "a", "base_url": f"http://127.0.0.1:{port}/v1"},
+        "fallback": {"provider": "ollama", "model": "b", "base_url": f"http://127.0.0.1:{port}/v1"}}}
+    server = podium([agent])
+    response = server.http.post("/v1/agents/dead/run", json={"query": "hi"})
+    assert response.status_code == 503
+    chat = server.http.post("/chat", json={"message": "hi", "sessionId": "d", "agent": "dead", "stream": False})
+    assert chat.status_code == 503 and chat.json()["code"] == "PROVIDERS_UNAVAILABLE"
+
+
+def test_anthropic_provider_text_and_tool_use(podium):
+    upstream = FakeAnthropic().start()
+    try:
+        agent = {"name": "claude", "system_prompt": "Be exact.", "tools": ["calculator"],
+                 "model": {"provider": "anthropic", "model": "claude-test", "base_url": upstream.base_url,
+                           "api_key": "sk-ant-test"}}
+        server = podium([agent])
+        body = server.http.post("/v1/agents/claude/run", json={"query": "three squared"}).json()
+    finally:
+        upstream.stop()
+    assert body["tool_calls"][0]["input"] == {"expression": "3*3"}
+    assert '"result": 9' in body["tool_calls"][0]["output"]
+    assert body["response"] == "Hello from Claude"
+    assert body["provider"] == "anthropic" and body["usage"]["input_tokens"] == 42
+    first, second = upstream.requests
+    assert first["system"] == "Be exact." and first["tools"][0]["input_schema"]["type"] == "object"
+    assert second["messages"][-1]["content"][0]["type"] == "tool_result"
+    assert second["messages"][-1]["content"][0]["tool_use_id"] == "toolu_1"
