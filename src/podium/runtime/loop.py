@@ -13,12 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
 from podium.errors import ProviderError, ProvidersUnavailable
 from podium.runtime import prompts
 from podium.runtime.agent import AgentSpec, ModelConfig, ModelRef
 from podium.runtime.events import RunEvent, TextDelta, ToolCall, ToolCallRecord, ToolResult, Usage
 from podium.runtime.providers.base import ModelRequest
 from podium.runtime.providers.pool import ProviderPool
+from podium.runtime.response_cache import ResponseCache
 from podium.runtime.routing import ModelRouter
 from podium.runtime.tools.base import ToolContext, ToolRegistry
 
@@ -55,8 +59,11 @@ class AgentLoop:
     """Runs agents; one instance serves the whole server."""
 
     def __init__(self, providers: ProviderPool, tools: ToolRegistry, catalog: AgentCatalog,
-                 default_model: ModelConfig, router: ModelRouter | None = None) -> None:
+                 default_model: ModelConfig, router: ModelRouter | None = None, *,
+                 tracer: trace.Tracer | None = None, cache: ResponseCache | None = None) -> None:
         self.providers = providers
+        self.tracer = tracer or trace.NoOpTracer()
+        self.cache = cache
         self.tools = tools
         self.catalog = catalog
         self.default_model = default_model
@@ -87,7 +94,9 @@ class AgentLoop:
     async def _plan_and_execute(self, state: RunState) -> None:
         plan, _ = await self._call_model(state, tools=[], extra_system=(
             "First write a short numbered plan for the request. Do not answer it yet."), silent=True)
-        state.messages.append({"role": "system", "content": f"Your plan:\n{plan}\nNow carry it out and answer."})
+        # The plan joins the conversation as the assistant's own words, then the loop acts on it.
+        state.messages.append({"role": "assistant", "content": plan})
+        state.messages.append({"role": "system", "content": "Now carry out the plan and answer the request."})
         await self._react(state)
 
     async def _router(self, state: RunState) -> None:
@@ -156,16 +165,57 @@ class AgentLoop:
         """One model call, trying candidates in routing order until one answers."""
         messages = state.messages + ([{"role": "system", "content": extra_system}] if extra_system else [])
         config = self._model_config(state.spec)
-        failures: list[str] = []
-        for ref in self.router.candidates(config, needs_tools=bool(tools)):
+        # The router orders candidates (and says why), skips open breakers, retries 429/5xx.
+        plan = self.router.plan(config, needs_tools=bool(tools),
+                                capable=lambda ref: self.providers.get(ref).supports_tools)
+        state.attempts += plan.skipped
+        failures = [f"{s['model']}: {s['skipped']}" for s in plan.skipped]
+        for ref, reason in plan.ranked:
+            mark = len(state.attempts)
             try:
-                return await self._attempt(state, ref, messages, tools, silent)
+                return await self.router.call(ref, lambda: self._attempt(state, ref, messages, tools, silent),
+                                              state.attempts.append)
             except ProviderError as exc:
                 failures.append(f"{ref.label}: {exc}")
+            finally:
+                for entry in state.attempts[mark:]:
+                    entry.setdefault("strategy", plan.strategy)
+                    entry.setdefault("reason", reason)
         raise ProvidersUnavailable("all providers unavailable", hint="; ".join(failures))
 
     async def _attempt(self, state: RunState, ref: ModelRef, messages: list[dict[str, Any]],
                        tools: list[dict[str, Any]], silent: bool) -> tuple[str, list[ToolCall]]:
+        """One provider attempt as an `llm.call` span; answered from the response cache when on."""
+        with self.tracer.start_as_current_span("llm.call", attributes={
+                "agent": state.spec.name, "session_id": state.session_id, "provider": ref.provider,
+                "model": ref.label}) as span:
+            key = self.cache.key(state.spec, ref, messages, tools) if self.cache is not None else None
+            cached = self.cache.get(key) if key is not None and self.cache is not None else None
+            if cached is not None:
+                span.set_attribute("cache", "hit")
+                return self._replay(state, ref, messages, cached.text, cached.calls, silent)
+            before = (state.usage.input_tokens, state.usage.output_tokens)
+            text, calls = await self._provider_attempt(state, ref, messages, tools, silent)
+            used = (state.usage.input_tokens - before[0], state.usage.output_tokens - before[1])
+            # Per-attempt tokens let the turn's cost be priced per model, fallbacks included.
+            state.attempts[-1].update(input_tokens=used[0], output_tokens=used[1],
+                                      **({"cache": "miss"} if key is not None else {}))
+            span.set_attributes({"input_tokens": used[0], "output_tokens": used[1]})
+            if key is not None and self.cache is not None:
+                self.cache.put(key, state.spec.cache.ttl_seconds, text, calls)
+            return text, calls
+
+    def _replay(self, state: RunState, ref: ModelRef, messages: list[dict[str, Any]], text: str,
+                calls: list[ToolCall], silent: bool) -> tuple[str, list[ToolCall]]:
+        if text and not silent:
+            state.emit(TextDelta(text))
+        state.attempts.append({"model": ref.label, "ok": True, "ms": 0.0, "cache": "hit",
+                               "input_tokens": 0, "output_tokens": 0})
+        state.model, state.provider, state.last_request = ref.label, ref.provider, messages
+        return text, list(calls)
+
+    async def _provider_attempt(self, state: RunState, ref: ModelRef, messages: list[dict[str, Any]],
+                                tools: list[dict[str, Any]], silent: bool) -> tuple[str, list[ToolCall]]:
         provider = self.providers.get(ref)
         request = ModelRequest(messages=messages, tools=tools if provider.supports_tools else [],
                                max_tokens=ref.max_tokens, temperature=ref.temperature)
@@ -200,7 +250,12 @@ class AgentLoop:
         state.messages.append(_assistant_with_calls(text, calls))
         for call in calls:
             state.emit(call)
-            outcome = await self.tools.execute(call.name, call.input, state.tool_context)
+            with self.tracer.start_as_current_span("tool.execute", attributes={
+                    "agent": state.spec.name, "session_id": state.session_id, "tool": call.name,
+                    "tool.call_id": call.id}) as span:
+                outcome = await self.tools.execute(call.name, call.input, state.tool_context)
+                if outcome.is_error:
+                    span.set_status(Status(StatusCode.ERROR, outcome.text[:200]))
             self._record_tool(state, call, outcome.text, outcome.is_error, outcome.duration_ms)
 
     def _record_tool(self, state: RunState, call: ToolCall, output: str, is_error: bool, ms: float) -> None:

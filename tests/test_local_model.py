@@ -1,0 +1,35 @@
+"""The real local model (SmolLM2-135M) end to end, through the shipped agents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import sse_events
+
+SHIPPED = Path(__file__).resolve().parent.parent / "agents"
+
+
+@pytest.mark.slow
+def test_shipped_orchestrator_streams_local_model_tokens(podium):
+    agents = [yaml.safe_load(p.read_text()) for p in sorted(SHIPPED.glob("*.yaml"))]
+    orchestrator = next(a for a in agents if a["name"] == "orchestrator")
+    server = podium([orchestrator, *[a for a in agents if a is not orchestrator]],
+                    config={"local_max_new_tokens": 24})
+    with server.http.stream("POST", "/chat", json={"message": "Hello", "sessionId": "u1"}, timeout=300) as response:
+        events = sse_events(response)
+    texts = [json.loads(d)["content"] for e, d in events if e == "message"]
+    assert events[-1] == ("done", "{}"), events[-3:]
+    assert len(texts) >= 3 and "".join(texts).strip()
+    body = server.http.post("/v1/agents/personal-assistant/run",
+                            json={"query": "Say hi", "session_id": "u2"}, timeout=300).json()
+    assert body["provider"] == "local" and body["model"] == "local/smollm2-135m"
+    assert 0 < body["usage"]["output_tokens"] <= 24 and body["usage"]["input_tokens"] > 10
+    assert body["response"].strip()
+    history = server.http.get("/chat/u1").json()["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert history[1]["content"] == "".join(texts)
+    assert history[1]["agent"] == "orchestrator"
