@@ -112,6 +112,15 @@ class MemoryConfig(BaseModel):
     semantic: bool = True
 
 
+class CacheConfig(BaseModel):
+    """Exact-match response cache: an identical request to the same model gets the stored answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    ttl_seconds: float = Field(3600, gt=0, le=30 * 86400)
+
+
 class AgentSpec(BaseModel):
     """One agent: who it is, which model it uses, how it works and with which tools."""
 
@@ -126,6 +135,7 @@ class AgentSpec(BaseModel):
     knowledge: list[str] = Field(default_factory=list)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     budget: dict[str, float] | None = None
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     kind: Literal["static", "dynamic"] = "static"
 
     def public(self) -> dict[str, Any]:
