@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch first, pinned: here it resolves to the local CPU wheel; unpinned, pip would pull CUDA.
 TORCH := torch==2.13.0
 
-.PHONY: run test bench install install-dev clean
+.PHONY: run test bench docs install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/run.py
+
+# Regenerate the README's settings table from the Settings fields.
+docs: install
+	$(BIN)/python -c "import re, pathlib; from podium.settings import settings_table; p = pathlib.Path('README.md'); \
+	p.write_text(re.sub(r'(<!-- settings:start -->).*(<!-- settings:end -->)', lambda m: m[1] + '\n' + settings_table() + '\n' + m[2], p.read_text(), flags=re.S))"
 
 clean:
 	rm -rf $(VENV)

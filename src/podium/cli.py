@@ -15,7 +15,7 @@ from rich.table import Table
 from podium.core import Core
 from podium.errors import PodiumError
 from podium.runtime.events import Failed, TextDelta, ToolCall, ToolResult
-from podium.settings import Settings
+from podium.settings import Settings, settings_table
 
 app = typer.Typer(help="Podium, a self-hosted AI agent server.", no_args_is_help=True)
 console = Console()
@@ -140,8 +140,14 @@ def chat(
 
 
 @app.command()
-def config(config: ConfigOpt = None) -> None:
+def config(
+    config: ConfigOpt = None,
+    table: Annotated[bool, typer.Option("--table", help="Print the settings reference as Markdown.")] = False,
+) -> None:
     """Print the effective configuration, secrets masked."""
+    if table:
+        print(settings_table())
+        return
     console.print_json(json.dumps(_settings(config).masked()))
 
 

@@ -31,7 +31,8 @@ class TokenSpec(BaseModel):
 class AuthSettings(BaseModel):
     """Bearer tokens for every route but the health checks; empty means open."""
 
-    tokens: list[TokenSpec] = Field(default_factory=list)
+    tokens: list[TokenSpec] = Field(
+        default_factory=list, description="`{name, token, allowed_agents?}` entries; none means open access.")
 
 
 class RateLimitSettings(BaseModel):
@@ -44,7 +45,29 @@ class RateLimitSettings(BaseModel):
 class CorsSettings(BaseModel):
     """Cross-origin access; empty origins mean: all while bound to loopback, none otherwise."""
 
-    origins: list[str] = Field(default_factory=list)
+    origins: list[str] = Field(
+        default_factory=list, description="Allowed origins; empty: every origin on loopback, none elsewhere.")
+
+
+class ModelPrice(BaseModel):
+    """What one model costs, in US dollars per million tokens."""
+
+    input_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
+    output_per_mtok: float = Field(0.0, ge=0, description="USD per million output tokens.")
+
+
+class ResilienceSettings(BaseModel):
+    """Retries, circuit breakers and the trigger worker: how Podium rides out failing providers."""
+
+    retries: int = Field(2, ge=0, le=10, description="Retries of one candidate on 429/5xx before the next.")
+    backoff_base: float = Field(0.2, ge=0, description="First retry delay in seconds; doubles each retry.")
+    backoff_max: float = Field(5.0, ge=0, description="Longest wait between retries (caps Retry-After too).")
+    breaker_threshold: int = Field(5, ge=1, description="Consecutive failures that open a provider's breaker.")
+    breaker_cooldown: float = Field(30.0, ge=0, description="Seconds an open breaker waits before a trial call.")
+    latency_window: int = Field(10, ge=1, description="Calls in the latency moving average.")
+    trigger_workers: int = Field(2, ge=1, le=64, description="Durable trigger runs executed at once.")
+    provider_keys_secret: SecretStr | None = Field(
+        None, description="Fernet key for stored provider keys; empty means DATA_DIR/provider_keys.secret.")
 
 
 class Settings(BaseSettings):
@@ -78,6 +101,10 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Access tokens.")
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
     cors: CorsSettings = Field(default_factory=CorsSettings, description="CORS origins.")
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings,
+                                           description="Retries, breakers, trigger worker.")
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="Price per `provider/model` (or `provider/*`); overrides built-ins.")
 
     @classmethod
     def settings_customise_sources(
@@ -123,6 +150,25 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, Any]:
         """The configuration as plain data with every secret masked (for display)."""
         return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the fields so that the two cannot drift."""
+    rows = ["| setting | environment variable | default | meaning |", "|---|---|---|---|"]
+
+    def add(prefix: str, model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel) and type(default).model_fields:
+                add(f"{key}.", type(default))
+                continue
+            env = "PODIUM_" + key.upper().replace(".", "__")
+            shown = "" if default is None else str(default).replace("|", "\\|")
+            rows.append(f"| `{key}` | `{env}` | `{shown}` | {field.description or ''} |")
+
+    add("", Settings)
+    return "\n".join(rows)
 
 
 def secret_from_env(name: str) -> str | None:
