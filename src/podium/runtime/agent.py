@@ -121,6 +121,17 @@ class CacheConfig(BaseModel):
     ttl_seconds: float = Field(3600, gt=0, le=30 * 86400)
 
 
+class Budget(BaseModel):
+    """Spending limits checked before every run (per agent and per session); None means no limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens_per_session: int | None = Field(None, ge=1)
+    max_cost_usd_per_session: float | None = Field(None, ge=0)
+    max_tokens_per_day: int | None = Field(None, ge=1)
+    max_cost_usd_per_day: float | None = Field(None, ge=0)
+
+
 class AgentSpec(BaseModel):
     """One agent: who it is, which model it uses, how it works and with which tools."""
 
@@ -134,9 +145,28 @@ class AgentSpec(BaseModel):
     tools: list[str] = Field(default_factory=list)
     knowledge: list[str] = Field(default_factory=list)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
-    budget: dict[str, float] | None = None
+    budget: Budget | None = None
+    # Tools that pause the run until a person approves the call (see services/approvals.py).
+    approvals: list[str] = Field(default_factory=list)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     kind: Literal["static", "dynamic"] = "static"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tool_entries(cls, value: Any) -> Any:
+        # `tools` entries may be `{name, requires_approval: true}`; they become names plus
+        # `approvals`, so `tools` stays a list of names everywhere else.
+        if not isinstance(value, dict) or not isinstance(value.get("tools"), list):
+            return value
+        names, approvals = [], list(value.get("approvals") or [])
+        for entry in value["tools"]:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                names.append(entry["name"])
+                if entry.get("requires_approval") and entry["name"] not in approvals:
+                    approvals.append(entry["name"])
+            else:
+                names.append(entry)
+        return {**value, "tools": names, "approvals": approvals}
 
     def public(self) -> dict[str, Any]:
         """The definition as clients see it (keys masked by SecretStr)."""

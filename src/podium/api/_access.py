@@ -1,0 +1,104 @@
+"""The access gate: a pure ASGI middleware that rate-limits per IP and authenticates tokens.
+
+It runs before routing, so its refusals (401, 429) are rendered in the dialect the path
+belongs to; the principal it finds is kept on the request scope and in
+`services.access.current_principal`, where the conversation service checks agent permissions.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers, QueryParams
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from podium.api._dialect import CHAT, CONSOLE, GATEWAY, RUNTIME, WORK, Dialect
+from podium.errors import PodiumError, RateLimited, Unauthorized
+from podium.services.access import current_principal
+
+HEALTH = frozenset({"/health", "/v1/health", "/api/health"})
+_GATEWAY = ("/v1/query", "/v1/stream", "/v1/triggers")
+_OPENAI = ("/v1/chat/completions", "/v1/models")
+_WORK = ("/api/tasks", "/api/sessions", "/api/projects")
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def dialect_for(path: str) -> Dialect:
+    """The dialect whose error shape a refusal at `path` takes."""
+    if _under(path, _OPENAI):
+        from podium.api.openai import OPENAI  # the openai dialect defines its own renderer
+
+        return OPENAI
+    if _under(path, _GATEWAY):
+        return GATEWAY
+    if path.startswith("/v1/"):
+        return RUNTIME
+    if _under(path, ("/chat", "/agents", "/health")):
+        return CHAT
+    if _under(path, _WORK) or path == "/":
+        return WORK
+    return CONSOLE
+
+
+def presented_token(scope: Scope) -> str | None:
+    """`Authorization: Bearer <token>`, else `x-api-key`; WebSockets may use `?access_token=`
+    because browsers cannot set headers on them."""
+    headers = Headers(scope=scope)
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if headers.get("x-api-key"):
+        return headers["x-api-key"]
+    if scope["type"] == "websocket":
+        return QueryParams(scope.get("query_string", b"").decode("latin-1")).get("access_token")
+    return None
+
+
+class AccessGate:
+    """Refuses over-limit clients (429 with Retry-After) and, with tokens configured, requests
+    without a valid token (401); health checks are always let through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        core = getattr(getattr(scope.get("app"), "state", None), "core", None)
+        if scope["type"] not in ("http", "websocket") or core is None or scope["path"] in HEALTH:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)  # CORS preflights carry no credentials
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = await core.rate_limiter.hit(client)
+        if wait is not None:
+            await self._refuse(scope, receive, send, RateLimited(
+                "too many requests from this address", retry_after=wait))
+            return
+        principal = None
+        if core.access.enabled:
+            principal = core.access.authenticate(presented_token(scope))
+            if principal is None:
+                await self._refuse(scope, receive, send, Unauthorized(
+                    "a valid token is required (Authorization: Bearer <token> or x-api-key)"))
+                return
+        scope.setdefault("state", {})["principal"] = principal
+        reset = current_principal.set(principal)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_principal.reset(reset)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, error: PodiumError) -> None:
+        response = dialect_for(scope["path"]).error(error)
+        if scope["type"] == "http":
+            await response(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await websocket.send_denial_response(response)
+        else:
+            await websocket.close(code=1008, reason=error.message[:120])
