@@ -8,51 +8,20 @@ server over real HTTP).
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 
 from podium.app import create_app
 from podium.settings import Settings
+from tests.loopback import LoopbackServer
 
 ECHO = {"name": "echo", "description": "Echoes the message", "model": "scripted/echo",
         "orchestration": {"pattern": "single"}}
-
-
-class ServerThread:
-    """uvicorn serving one app in a background thread, on a socket bound beforehand."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", settings.port))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
-                                lifespan="on", ws_ping_interval=None)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("podium did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
 
 
 class Podium:
@@ -66,13 +35,14 @@ class Podium:
             (self.agents_dir / f"{agent['name']}.yaml").write_text(yaml.safe_dump(agent))
         self.config = {"data_dir": str(root / "data"), "agents_dir": str(self.agents_dir),
                        "default_agent": agents[0]["name"] if agents else "echo", **config}
-        self._server: ServerThread | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
 
     def start(self) -> "Podium":
         config_file = self.root / "podium.yaml"
         config_file.write_text(yaml.safe_dump({**self.config, "port": self.port}))
-        self._server = ServerThread(Settings.load(config_file))
+        self._server = LoopbackServer(create_app(Settings.load(config_file)), self.port, access_log=False,
+                                      lifespan="on", ws_ping_interval=None)
         self.port = self._server.port
         self._server.start()
         self.http = httpx.Client(base_url=self.url, timeout=60)

@@ -4,16 +4,14 @@ when the request offers tools and has no tool_result yet."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.loopback import LoopbackServer
 
 
 def _event(name: str, data: dict[str, Any]) -> str:
@@ -26,26 +24,19 @@ class FakeAnthropic:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.server = LoopbackServer(app, lifespan="off")
+        self.port = self.server.port
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "FakeAnthropic":
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        self.server.stop()
 
     async def messages(self, request: Request) -> Response:
         body = await request.json()

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.loopback import LoopbackServer
 
 
 class FakeOpenAI:
@@ -33,26 +31,19 @@ class FakeOpenAI:
         app = Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"]),
                                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                                 Route("/v1/models", self.models)])
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.server = LoopbackServer(app, lifespan="off")
+        self.port = self.server.port
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "FakeOpenAI":
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        self.server.stop()
 
     def _next(self) -> dict[str, Any]:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
