@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from podium import __version__
 from podium.api import chat, gateway, openai, runtime
+from podium.api._access import AccessGate
 from podium.api._limits import BodyLimit
 from podium.core import Core
 from podium.settings import Settings
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Podium", version=__version__, lifespan=lifespan)
     for module in (chat, openai, runtime, gateway):
         app.include_router(module.router)
+    # Added before CORS so that CORS wraps it: refusals still carry the CORS headers.
+    app.add_middleware(AccessGate)
     origins = settings.cors.origins or (["*"] if is_loopback(settings.host) else [])
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
