@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,6 +68,8 @@ class AgentLoop:
         self.catalog = catalog
         self.default_model = default_model
         self.router = router or ModelRouter()
+        # Asked before each tool call; a text answer replaces the tool's result (approvals).
+        self.tool_gate: Callable[[RunState, ToolCall], Awaitable[str | None]] | None = None
 
     async def run(self, state: RunState) -> None:
         pattern = state.spec.orchestration.pattern
@@ -250,6 +252,10 @@ class AgentLoop:
         state.messages.append(_assistant_with_calls(text, calls))
         for call in calls:
             state.emit(call)
+            denied = await self.tool_gate(state, call) if self.tool_gate else None
+            if denied is not None:
+                self._record_tool(state, call, denied, True, 0.0)
+                continue
             with self.tracer.start_as_current_span("tool.execute", attributes={
                     "agent": state.spec.name, "session_id": state.session_id, "tool": call.name,
                     "tool.call_id": call.id}) as span:
