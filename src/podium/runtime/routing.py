@@ -61,7 +61,9 @@ class ModelRouter:
         self.breakers = breakers or BreakerBoard(threshold=5, cooldown=30.0)
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
-        self._latency: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=latency_window))
+        # Keyed by model and endpoint: one model name may be served by several endpoints.
+        self._latency: dict[tuple[str, str | None], deque[float]] = defaultdict(
+            lambda: deque(maxlen=latency_window))
         self._turn: dict[tuple[str, ...], int] = defaultdict(int)
 
     @classmethod
@@ -84,10 +86,11 @@ class ModelRouter:
         return (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1_000_000
 
     def observe(self, ref: ModelRef, ms: float) -> None:
-        self._latency[ref.label].append(ms)
+        self._latency[(ref.label, ref.base_url)].append(ms)
 
-    def latency(self, label: str) -> float | None:
-        window = self._latency.get(label)
+    def latency(self, ref: ModelRef) -> float | None:
+        """The moving average of `ref`'s observed latency in ms, None before any call."""
+        window = self._latency.get((ref.label, ref.base_url))
         return sum(window) / len(window) if window else None
 
     # -- ordering -----------------------------------------------------------------------
@@ -146,7 +149,7 @@ class ModelRouter:
 
     def _by_latency(self, refs: list[ModelRef]) -> list[tuple[ModelRef, str]]:
         def average(ref: ModelRef) -> float:
-            value = self.latency(ref.label)
+            value = self.latency(ref)
             return -1.0 if value is None else value  # measure unmeasured candidates first
 
         ranked = sorted(refs, key=average)
