@@ -41,9 +41,13 @@ class Podium:
     def start(self) -> "Podium":
         config_file = self.root / "podium.yaml"
         config_file.write_text(yaml.safe_dump({**self.config, "port": self.port}))
-        self._server = LoopbackServer(create_app(Settings.load(config_file)), self.port, access_log=False,
-                                      lifespan="on", ws_ping_interval=None)
+        settings = Settings.load(config_file)
+        # WebSocket keepalive as `podium serve` runs it (events.ping_interval, 0 disables).
+        self._server = LoopbackServer(create_app(settings), self.port, access_log=False, lifespan="on",
+                                      ws_ping_interval=settings.events.ping_interval or None,
+                                      ws_ping_timeout=settings.events.ping_timeout)
         self.port = self._server.port
+        settings.port = self.port  # the bound port, so that settings.base_url is the real address
         self._server.start()
         self.http = httpx.Client(base_url=self.url, timeout=60)
         return self

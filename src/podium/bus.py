@@ -30,9 +30,11 @@ class Subscription:
     limit: int
     queue: asyncio.Queue[Event] = field(init=False)
     overflowed: bool = False
+    _cut: asyncio.Event = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.limit)
+        self._cut = asyncio.Event()
 
     def offer(self, event: Event) -> None:
         if self.overflowed:
@@ -41,9 +43,15 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+            self._cut.set()
 
     async def get(self) -> Event:
         return await self.queue.get()
+
+    async def cut_off(self) -> None:
+        """Return once the subscriber has fallen too far behind (its queue overflowed), so
+        its consumer can be dropped even while it is stuck writing to a slow client."""
+        await self._cut.wait()
 
 
 class EventBus(Protocol):

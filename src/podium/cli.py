@@ -65,7 +65,9 @@ def serve(
     settings = _settings(config, host=host, port=port, data_dir=data_dir, agents_dir=agents_dir)
     console.print(f"Podium listening on http://{settings.host}:{settings.port}")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False, loop="auto")
+                log_level=settings.log_level, access_log=False, loop="auto",
+                ws_ping_interval=settings.events.ping_interval or None,
+                ws_ping_timeout=settings.events.ping_timeout)
 
 
 @app.command()

@@ -17,10 +17,13 @@ from podium.runtime.tools.builtin import register_builtins
 from podium.services.agents import AgentService
 from podium.services.conversations import ConversationService
 from podium.services.tools import ToolService
+from podium.services.work import WorkService
+from podium.services.work_agents import SessionWorker
 from podium.settings import Settings
 from podium.store.agents import AgentStore
 from podium.store.conversations import ConversationStore
 from podium.store.db import Database
+from podium.store.work import WorkStore
 
 
 class Core:
@@ -40,6 +43,13 @@ class Core:
         self.conversations = ConversationService(settings, self.agents, self.loop,
                                                  ConversationStore(self.db), services=self)
         self.tool_service = ToolService(self.tools, self.agents, ToolContext(settings, services=self))
+        self._build_work(settings)
+
+    def _build_work(self, settings: Settings) -> None:
+        """Work tracking and the agents that work sessions' tasks (issue 3)."""
+        self.work = WorkService(WorkStore(self.db, settings.base_url + "/api"), self.bus,
+                                self.conversations.store)
+        self.session_worker = SessionWorker(settings, self.work, self.conversations, self.agents, self.loop)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +58,7 @@ class Core:
         await self.agents.load(self.settings.agents_dir)
 
     async def stop(self) -> None:
+        await self.session_worker.shutdown()
         await self.conversations.shutdown()
         await self.providers.close()
         await self.db.close()

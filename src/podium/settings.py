@@ -49,6 +49,15 @@ class CorsSettings(BaseModel):
         default_factory=list, description="Allowed origins; empty: every origin on loopback, none elsewhere.")
 
 
+class EventSettings(BaseModel):
+    """The WebSocket event push at `/` and `/ws` (work tracking)."""
+
+    queue_limit: int = Field(1000, ge=1, description="Events a client may fall behind before it is disconnected.")
+    close_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a lagging client's close frame to go out.")
+    ping_interval: float = Field(20.0, ge=0, description="Seconds between WebSocket pings; 0 disables them.")
+    ping_timeout: float = Field(20.0, gt=0, description="Seconds to wait for a pong before closing (code 1011).")
+
+
 class ModelPrice(BaseModel):
     """What one model costs, in US dollars per million tokens."""
 
@@ -101,6 +110,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Access tokens.")
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
     cors: CorsSettings = Field(default_factory=CorsSettings, description="CORS origins.")
+    events: EventSettings = Field(default_factory=EventSettings, description="WebSocket event push.")
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings,
                                            description="Retries, breakers, trigger worker.")
     prices: dict[str, ModelPrice] = Field(

@@ -102,4 +102,9 @@ class ToolRegistry:
             output, is_error = f"{name} failed: {exc}", True
         except Exception as exc:  # a tool's bug must not end the run; the model sees it
             output, is_error = f"{name} failed: {type(exc).__name__}: {exc}", True
+        if not is_error:
+            try:  # NaN/Infinity are not JSON: a response or record holding them would fail later
+                json.dumps(output, allow_nan=False, default=str)
+            except ValueError as exc:
+                output, is_error = f"{name} returned a value that is not valid JSON: {exc}", True
         return ToolOutcome(output, is_error, (time.perf_counter() - started) * 1000)

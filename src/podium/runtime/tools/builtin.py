@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from podium.runtime.tools import calculator, clock
+from podium.runtime.tools import calculator, clock, data, encoding, files, generators, http, text, units
 from podium.runtime.tools.base import ToolRegistry
 
-MODULES = [clock, calculator]
+MODULES = [clock, calculator, http, data, files, text, encoding, generators, units]
 
 
 def register_builtins(registry: ToolRegistry) -> None:

@@ -13,11 +13,24 @@ from podium.runtime.tools.base import Tool, ToolContext, ToolError
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_FUNCS = {"sqrt": math.sqrt, "abs": abs, "round": round, "log": math.log, "log10": math.log10,
+
+
+def _round(value: float, ndigits: int | None = None) -> float:
+    # round(5, -10**9) computes 10**(10**9): bound the digits like exponents.
+    if ndigits is None:
+        return round(value)
+    if not isinstance(ndigits, int) or abs(ndigits) > 100:
+        raise ToolError("round's digits must be a whole number between -100 and 100")
+    return round(value, ndigits)
+
+
+_FUNCS = {"sqrt": math.sqrt, "abs": abs, "round": _round, "log": math.log, "log10": math.log10,
           "sin": math.sin, "cos": math.cos, "tan": math.tan, "floor": math.floor, "ceil": math.ceil,
           "min": min, "max": max}
 _CONSTS = {"pi": math.pi, "e": math.e}
 MAX_EXPONENT = 1000  # 10**10**10 would hang the server
+MAX_RESULT_BITS = 14_000  # (9**999)**999 has a small exponent but a 3-billion-digit result;
+# 14,000 bits is ~4,200 digits, under Python's 4,300-digit int-to-text limit.
 
 
 def evaluate(expression: str) -> float | int:
@@ -30,13 +43,21 @@ def evaluate(expression: str) -> float | int:
     return _eval(tree.body)
 
 
+def _check_power(base: Any, exponent: Any) -> None:
+    """Refuse powers whose result would take unbounded time or memory to compute."""
+    if abs(exponent) > MAX_EXPONENT:
+        raise ToolError("exponent too large")
+    if isinstance(base, int) and isinstance(exponent, int) and base.bit_length() * exponent > MAX_RESULT_BITS:
+        raise ToolError("result too large")
+
+
 def _eval(node: ast.AST) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ToolError("exponent too large")
+        if isinstance(node.op, ast.Pow):
+            _check_power(left, right)
         try:
             return _BINARY[type(node.op)](left, right)
         except ZeroDivisionError as exc:
@@ -56,6 +77,11 @@ async def calculator(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         result = evaluate(args["expression"])
     except (ValueError, OverflowError, TypeError) as exc:
         raise ToolError(str(exc)) from exc
+    if isinstance(result, complex):
+        raise ToolError("the result is a complex number (e.g. a fractional power of a negative)")
+    if (isinstance(result, float) and not math.isfinite(result)) or (
+            isinstance(result, int) and result.bit_length() > MAX_RESULT_BITS):
+        raise ToolError("the result is too large to represent")
     return {"expression": args["expression"], "result": result}
 
 
