@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import Query
+from fastapi import Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api import _sse
@@ -28,8 +28,8 @@ class ChatRequest(BaseModel):
 
 
 @router.post("/chat")
-async def chat(body: ChatRequest, core: CoreDep):
-    handle = await core.conversations.start(body.agent, body.message, body.sessionId)
+async def chat(body: ChatRequest, core: CoreDep, traceparent: str | None = Header(None)):
+    handle = await core.conversations.start(body.agent, body.message, body.sessionId, traceparent=traceparent)
     if body.stream:
         return _sse.response(frames(handle))
     result = await handle.result()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api import _sse
@@ -24,15 +25,17 @@ class QueryRequest(BaseModel):
 
 
 @router.post("/query")
-async def query(body: QueryRequest, core: CoreDep):
-    result = await (await core.conversations.start(body.agent, body.prompt, body.session)).result()
+async def query(body: QueryRequest, core: CoreDep, traceparent: str | None = Header(None)):
+    handle = await core.conversations.start(body.agent, body.prompt, body.session, traceparent=traceparent)
+    result = await handle.result()
     return {"response": result.response, "tool_used": result.tool_calls[0].tool if result.tool_calls else None,
             "session": result.session_id, "agent": result.agent}
 
 
 @router.post("/stream")
-async def stream(body: QueryRequest, core: CoreDep):
-    return _sse.response(frames(await core.conversations.start(body.agent, body.prompt, body.session)))
+async def stream(body: QueryRequest, core: CoreDep, traceparent: str | None = Header(None)):
+    return _sse.response(frames(await core.conversations.start(body.agent, body.prompt, body.session,
+                                                               traceparent=traceparent)))
 
 
 async def frames(handle: RunHandle) -> AsyncIterator[str]:

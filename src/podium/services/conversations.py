@@ -10,8 +10,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
 
 from podium.errors import PodiumError, RunTimeout
 from podium.ids import new_id
@@ -19,6 +23,7 @@ from podium.runtime.agent import AgentSpec
 from podium.runtime.events import Done, Failed, RunEvent, RunResult
 from podium.runtime.loop import AgentLoop, RunState
 from podium.runtime.tools.base import ToolContext
+from podium.runtime.tracing import Tracing, hex_trace_id
 from podium.settings import Settings
 from podium.store.conversations import ConversationStore, TurnRecord
 
@@ -70,8 +75,10 @@ class ConversationService:
     """Runs agents in sessions and reads sessions' history."""
 
     def __init__(self, settings: Settings, agents: Any, loop: AgentLoop, store: ConversationStore,
-                 services: Any = None) -> None:
+                 services: Any = None, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing
+        self._tracer = tracing.tracer if tracing is not None else trace.NoOpTracer()
         self.agents = agents
         self.loop = loop
         self.store = store
@@ -80,19 +87,25 @@ class ConversationService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, agent: str | None, message: str, session_id: str | None = None, *,
-                    messages: list[dict[str, Any]] | None = None) -> RunHandle:
+                    messages: list[dict[str, Any]] | None = None, traceparent: str | None = None) -> RunHandle:
         """Begin a run. `messages`, when given, is the whole conversation (the OpenAI dialect);
-        otherwise the session's stored history precedes `message`."""
+        otherwise the session's stored history precedes `message`. A W3C `traceparent` makes
+        the run's `agent.run` span a child of the caller's span."""
         spec = self.agents.get(agent or self.settings.default_agent)
         session_id = session_id or new_id("sess_")
-        state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
-                         messages=await self._context(spec, session_id, message, messages),
-                         tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
-        for hook in self.hooks.before:
-            await hook(state)  # may raise (a budget): nothing has been written yet
+        span = (self.tracing.start_run(spec.name, session_id, traceparent) if self.tracing is not None
+                else trace.INVALID_SPAN)
+        async with self._preparing(span):
+            with self._tracer.start_as_current_span("memory.load", attributes={"agent": spec.name}):
+                state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
+                                 messages=await self._context(spec, session_id, message, messages),
+                                 tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
+            for hook in self.hooks.before:
+                with self._tracer.start_as_current_span("run.before", attributes={"hook": _hook_name(hook)}):
+                    await hook(state)  # may raise (a budget): nothing has been written yet
         handle = RunHandle(session_id, spec.name)
         state.emit = handle.emit
-        task = asyncio.create_task(self._run(handle, state, message), name=f"run:{spec.name}:{session_id}")
+        task = asyncio.create_task(self._run(handle, state, message, span), name=f"run:{spec.name}:{session_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return handle
@@ -111,7 +124,34 @@ class ConversationService:
         return [system, *({"role": m["role"], "content": m["content"]} for m in history),
                 {"role": "user", "content": message}]
 
-    async def _run(self, handle: RunHandle, state: RunState, message: str) -> None:
+    @asynccontextmanager
+    async def _preparing(self, span: Span) -> AsyncIterator[None]:
+        """Make the run's span current while the run is prepared; end it if preparing fails."""
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                yield
+        except BaseException:
+            span.end()
+            await self._flush_spans()
+            raise
+
+    async def _flush_spans(self) -> None:
+        if self.tracing is not None:
+            await self.tracing.flush()
+
+    async def _run(self, handle: RunHandle, state: RunState, message: str,
+                   span: Span = trace.INVALID_SPAN) -> None:
+        """The run inside its `agent.run` span; its spans are stored before the client hears the end."""
+        try:
+            with trace.use_span(span, end_on_exit=True):
+                final = await self._execute(handle, state, message)
+                if isinstance(final, Failed):
+                    span.set_status(Status(StatusCode.ERROR, final.error.message))
+        finally:
+            await self._flush_spans()
+        handle.emit(final)
+
+    async def _execute(self, handle: RunHandle, state: RunState, message: str) -> Done | Failed:
         started = time.perf_counter()
         error: PodiumError | None = None
         try:
@@ -129,14 +169,15 @@ class ConversationService:
             await self.store.record_turn(record)
         except Exception:
             log.exception("could not record turn %s", record.turn_id)
-            handle.emit(Failed(PodiumError("the turn could not be recorded")))
-            return
+            return Failed(PodiumError("the turn could not be recorded"))
+        trace.get_current_span().set_attributes({"turn_id": record.turn_id, "status": record.status,
+                                                 "model": record.model or "", "cost_usd": record.cost_usd})
         for hook in self.hooks.after:
             try:
                 await hook(state, record)
             except Exception:  # an observer's failure never fails a recorded run
                 log.exception("after-run hook failed")
-        handle.emit(Failed(error) if error else Done(self._result(record, state)))
+        return Failed(error) if error else Done(self._result(record, state))
 
     def _record(self, handle: RunHandle, state: RunState, message: str, error: PodiumError | None,
                 total_ms: float) -> TurnRecord:
@@ -148,10 +189,19 @@ class ConversationService:
             input_tokens=state.usage.input_tokens, output_tokens=state.usage.output_tokens,
             total_ms=total_ms, model_ms=state.model_ms, tool_ms=state.tool_ms,
             context=state.last_request, attempts=state.attempts,
+            trace_id=hex_trace_id(trace.get_current_span()), cost_usd=self._cost(state.attempts),
             tool_calls=[{"id": new_id("tc_"), "call_id": t.id, "tool": t.tool, "input": t.input,
                          "output": t.output, "is_error": int(t.is_error), "duration_ms": t.duration_ms}
                         for t in state.tool_records],
         )
+
+    def _cost(self, attempts: list[dict[str, Any]]) -> float:
+        """The turn's cost: each answered attempt priced at its own model's rate."""
+        price = getattr(self.loop.router, "cost", None)
+        if price is None:
+            return 0.0
+        return round(sum(price(a.get("model"), a.get("input_tokens", 0), a.get("output_tokens", 0))
+                         for a in attempts if a.get("ok")), 10)
 
     @staticmethod
     def _result(record: TurnRecord, state: RunState) -> RunResult:
@@ -172,7 +222,15 @@ class ConversationService:
         self.agents.get(agent)
         return await self.store.clear_history(session_id, agent)
 
+    @property
+    def active_runs(self) -> int:
+        return len(self._tasks)
+
     async def shutdown(self) -> None:
         """Let running turns finish (bounded), so none is lost on a clean stop."""
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
+
+
+def _hook_name(hook: Callable[..., Any]) -> str:
+    return getattr(hook, "__qualname__", None) or type(hook).__name__

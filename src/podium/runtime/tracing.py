@@ -1,0 +1,142 @@
+"""Tracing of runs with the OpenTelemetry SDK, on a TracerProvider the Core owns.
+
+Finished spans are buffered by `StoreSpanProcessor` and written to the `spans` table in one
+batch when a run ends (`Tracing.flush`), so a run never waits on an INSERT per span. An
+incoming W3C `traceparent` makes the run a child of the caller's span. OTLP export is added
+only when `otlp_endpoint` is configured (the exporter is an optional extra).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.trace import Span, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from podium import __version__
+from podium.store.traces import TraceStore
+
+log = logging.getLogger(__name__)
+
+
+def hex_trace_id(span: Span) -> str | None:
+    context = span.get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def span_row(span: ReadableSpan) -> dict[str, Any]:
+    """One finished span as a row of the spans table."""
+    attributes = {k: _plain(v) for k, v in (span.attributes or {}).items()}
+    start, end = (span.start_time or 0) / 1e6, (span.end_time or span.start_time or 0) / 1e6
+    status = span.status.status_code
+    return {
+        "trace_id": format(span.context.trace_id, "032x"),
+        "span_id": format(span.context.span_id, "016x"),
+        "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "name": span.name, "start_ms": start, "end_ms": end, "duration_ms": round(end - start, 3),
+        "attributes": attributes, "status": "ERROR" if status == StatusCode.ERROR else "OK",
+        "agent": attributes.get("agent"), "session_id": attributes.get("session_id"),
+    }
+
+
+def _plain(value: Any) -> Any:
+    # OTel keeps sequences as tuples; JSON wants lists.
+    return list(value) if isinstance(value, tuple) else value
+
+
+class StoreSpanProcessor(SpanProcessor):
+    """Buffers finished spans in memory until `flush` writes them as one batch."""
+
+    def __init__(self, store: TraceStore, max_buffer: int = 10_000) -> None:
+        self.store = store
+        self.max_buffer = max_buffer
+        self._pending: list[dict[str, Any]] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if len(self._pending) < self.max_buffer:  # bounded: a stuck database must not eat memory
+            self._pending.append(span_row(span))
+
+    async def flush(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        _inherit_run_fields(rows)
+        try:
+            await self.store.add(rows)
+        except Exception:  # losing spans must never fail the run that produced them
+            log.exception("could not store %d spans", len(rows))
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _inherit_run_fields(rows: list[dict[str, Any]]) -> None:
+    """Children carry the agent and session of their trace's run, for filtering."""
+    known: dict[str, tuple[Any, Any]] = {}
+    for row in rows:
+        if row["agent"]:
+            known.setdefault(row["trace_id"], (row["agent"], row["session_id"]))
+    for row in rows:
+        agent, session = known.get(row["trace_id"], (None, None))
+        row["agent"] = row["agent"] or agent
+        row["session_id"] = row["session_id"] or session
+
+
+class Tracing:
+    """The Core's tracer provider, its span store and the W3C propagator."""
+
+    def __init__(self, store: TraceStore, otlp_endpoint: str = "") -> None:
+        self.store = store
+        self.provider = TracerProvider(resource=Resource.create({"service.name": "podium",
+                                                                 "service.version": __version__}),
+                                       shutdown_on_exit=False)
+        self.processor = StoreSpanProcessor(store)
+        self.provider.add_span_processor(self.processor)
+        if otlp_endpoint:
+            self._add_otlp(otlp_endpoint)
+        self.tracer = self.provider.get_tracer("podium", __version__)
+        self.propagator = TraceContextTextMapPropagator()
+
+    def _add_otlp(self, endpoint: str) -> None:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        except ImportError:
+            log.error("otlp_endpoint is set but the exporter is missing: pip install 'podium[otlp]'")
+            return
+        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+
+    def parent(self, traceparent: str | None) -> Context | None:
+        """The caller's context from a `traceparent` header (None when absent or invalid)."""
+        if not traceparent:
+            return None
+        context = self.propagator.extract({"traceparent": traceparent})
+        return context if trace.get_current_span(context).get_span_context().is_valid else None
+
+    def start_run(self, agent: str, session_id: str, traceparent: str | None = None) -> Span:
+        """The `agent.run` span, started but not current: the run's task makes it current."""
+        return self.tracer.start_span("agent.run", context=self.parent(traceparent),
+                                      attributes={"agent": agent, "session_id": session_id})
+
+    async def flush(self) -> None:
+        await self.processor.flush()
+
+    async def shutdown(self) -> None:
+        await self.flush()
+        self.provider.shutdown()
+
+    @staticmethod
+    def attributes_json(value: Any) -> str:
+        return json.dumps(value, default=str)[:4000]

@@ -1,0 +1,159 @@
+"""Counters and histograms of what the server did, as JSON and for Prometheus.
+
+Figures are recorded once, from the RunHooks `after` hook (every recorded turn, failed ones
+too). `GET /v1/metrics/` shows them in the runtime seed's shape; `GET /metrics` exposes the
+same figures through `prometheus_client`, on a registry of this object (never the global one),
+read from the same numbers at scrape time so that both views always agree.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from podium.store.conversations import TurnRecord
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Count, sum, min and max of observed values."""
+
+    count: int = 0
+    sum: float = 0.0
+    min: float = float("inf")
+    max: float = float("-inf")
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.sum += value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def summary(self) -> dict[str, float]:
+        if not self.count:
+            return {"count": 0, "sum": 0, "avg": 0, "min": 0, "max": 0}
+        return {"count": self.count, "sum": round(self.sum, 3), "avg": round(self.sum / self.count, 3),
+                "min": round(self.min, 3), "max": round(self.max, 3)}
+
+
+def provider_of(label: str | None) -> str:
+    return (label or "unknown").partition("/")[0] or "unknown"
+
+
+class Metrics:
+    """The server's in-memory counters and histograms (reset by `POST /v1/metrics/reset`)."""
+
+    def __init__(self, health_window: int = 10) -> None:
+        self._lock = threading.Lock()
+        self.counters: dict[str, float] = defaultdict(float)
+        self.histograms: dict[str, Histogram] = defaultdict(Histogram)
+        # The last few outcomes per provider, for the system status' provider health.
+        self.recent: dict[str, deque[bool]] = defaultdict(lambda: deque(maxlen=health_window))
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_PrometheusView(self))
+
+    def incr(self, name: str, by: float = 1) -> None:
+        with self._lock:
+            self.counters[name] += by
+
+    def observe(self, name: str, value: float) -> None:
+        with self._lock:
+            self.histograms[name].observe(value)
+
+    async def after_run(self, _state: Any, record: TurnRecord) -> None:
+        """The RunHooks `after` hook: one recorded turn's figures."""
+        self.incr("agent.runs")
+        self.incr(f"agent.{record.agent}.runs")
+        if record.status != "completed":
+            self.incr("agent.errors")
+        self.observe("agent.latency_ms", record.total_ms)
+        self.incr("tokens.input", record.input_tokens)
+        self.incr("tokens.output", record.output_tokens)
+        self.incr("tokens.total", record.input_tokens + record.output_tokens)
+        self.incr("cost.usd", record.cost_usd)
+        for attempt in record.attempts or []:
+            self._attempt(attempt)
+        for call in record.tool_calls:
+            self.incr("tool.executions")
+            self.incr(f"tool.{call['tool']}.executions")
+            if call.get("is_error"):
+                self.incr("tool.errors")
+            self.observe("tool.latency_ms", float(call.get("duration_ms") or 0))
+
+    def _attempt(self, attempt: dict[str, Any]) -> None:
+        if "skipped" in attempt:
+            return
+        if attempt.get("cache") == "hit":
+            self.incr("cache.hits")
+            return
+        if attempt.get("cache") == "miss":
+            self.incr("cache.misses")
+        provider = provider_of(attempt.get("model"))
+        ok = bool(attempt.get("ok"))
+        self.incr("llm.calls")
+        self.incr(f"provider.{provider}.calls")
+        if not ok:
+            self.incr("llm.errors")
+            self.incr(f"provider.{provider}.errors")
+        else:
+            self.observe("llm.latency_ms", float(attempt.get("ms") or 0))
+            self.observe(f"provider.{provider}.latency_ms", float(attempt.get("ms") or 0))
+        with self._lock:
+            self.recent[provider].append(ok)
+
+    def provider_health(self, providers: list[str]) -> dict[str, str]:
+        """healthy / degraded (some recent failures) / unavailable (all recent calls failed)."""
+        with self._lock:
+            recent = {p: list(self.recent.get(p, ())) for p in providers}
+        return {p: "healthy" if all(r) else "unavailable" if not any(r) else "degraded"
+                for p, r in recent.items()}
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"counters": {k: _number(v) for k, v in sorted(self.counters.items())},
+                    "histograms": {k: h.summary() for k, h in sorted(self.histograms.items())}}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counters.clear()
+            self.histograms.clear()
+            self.recent.clear()
+
+    def prometheus(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 10)
+
+
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def prometheus_name(name: str) -> str:
+    return "podium_" + _UNSAFE.sub("_", name)
+
+
+class _PrometheusView(Collector):
+    """Reads the Metrics' numbers at scrape time: counters as counters, histograms as summaries."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.metrics.snapshot()
+        for name, value in snapshot["counters"].items():
+            yield CounterMetricFamily(prometheus_name(name), f"Podium counter {name}", value=value)
+        for name, h in snapshot["histograms"].items():
+            base = prometheus_name(name)
+            yield SummaryMetricFamily(base, f"Podium histogram {name}", count_value=h["count"], sum_value=h["sum"])
+            yield GaugeMetricFamily(f"{base}_min", f"Smallest {name}", value=h["min"])
+            yield GaugeMetricFamily(f"{base}_max", f"Largest {name}", value=h["max"])

@@ -1,0 +1,215 @@
+"""Costs and usage statistics for the console, computed from recorded turns.
+
+Each turn's `attempts` (one entry per provider attempt, with its model, latency and tokens)
+is the raw material: costs per model price each attempt at its own model's rate, and the
+cache figures count attempts answered from the response cache.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from podium.errors import BadRequest
+from podium.ids import now_ms
+from podium.services.system import agent_models
+from podium.store.turn_queries import TurnQueries
+
+_PERIOD = re.compile(r"^(\d{1,4})([mhd])$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+BUCKETS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+
+
+def period_ms(period: str) -> int | None:
+    """`30m`, `24h`, `7d` as milliseconds; `all` as None."""
+    if period == "all":
+        return None
+    match = _PERIOD.match(period)
+    if not match or int(match.group(1)) == 0:
+        raise BadRequest(f"period must be like 30m, 24h, 7d or 'all', got {period!r}")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def since(period: str) -> int | None:
+    span = period_ms(period)
+    return None if span is None else now_ms() - span
+
+
+def answered(turn: dict[str, Any]) -> list[dict[str, Any]]:
+    """The turn's real provider attempts (not the candidates a breaker skipped)."""
+    return [a for a in turn.get("attempts") or [] if "skipped" not in a]
+
+
+class StatsService:
+    """`/api/stats/*` and `/api/models/*`."""
+
+    def __init__(self, turns: TurnQueries, core: Any) -> None:
+        self.turns = turns
+        self.core = core
+
+    def _cost(self, attempt: dict[str, Any]) -> float:
+        price = getattr(self.core.loop.router, "cost", None)
+        if price is None or not attempt.get("ok"):
+            return 0.0
+        return price(attempt.get("model"), attempt.get("input_tokens", 0), attempt.get("output_tokens", 0))
+
+    async def costs(self, period: str = "30d", limit: int = 50) -> dict[str, Any]:
+        rows = await self.turns.window(since(period))
+        by_model: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        by_agent: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for turn in rows:
+            agent = by_agent[turn["agent"]]
+            agent["cost_usd"] += turn["cost_usd"]
+            agent["turns"] += 1
+            for attempt in answered(turn):
+                entry = by_model[attempt.get("model") or "unknown"]
+                entry["cost_usd"] += self._cost(attempt)
+                entry["calls"] += 1
+                entry["input_tokens"] += attempt.get("input_tokens", 0)
+                entry["output_tokens"] += attempt.get("output_tokens", 0)
+        return {
+            "period": period, "currency": "USD",
+            "total_usd": round(sum(t["cost_usd"] for t in rows), 8), "turns": len(rows),
+            "by_model": [{"model": m, **_rounded(v)} for m, v in sorted(by_model.items())],
+            "by_agent": [{"agent": a, **_rounded(v)} for a, v in sorted(by_agent.items())],
+            "history": [{"turn_id": t["id"], "at": t["created_at"], "agent": t["agent"], "model": t["model"],
+                         "cost_usd": t["cost_usd"]} for t in rows[:limit]],
+        }
+
+    async def transactions(self, limit: int = 50) -> dict[str, Any]:
+        rows = await self.turns.window(limit=limit)
+        items = [{"id": t["id"], "type": "inference", "at": t["created_at"], "agent": t["agent"],
+                  "session_id": t["session_id"], "model": t["model"], "provider": t["provider"],
+                  "input_tokens": t["input_tokens"], "output_tokens": t["output_tokens"],
+                  "amount_usd": t["cost_usd"], "status": t["status"]} for t in rows]
+        return {"transactions": items, "count": len(items), "total_usd": round(sum(i["amount_usd"] for i in items), 8)}
+
+    async def cache(self, period: str = "all") -> dict[str, Any]:
+        per_agent: dict[str, dict[str, int]] = defaultdict(lambda: {"hits": 0, "misses": 0})
+        for turn in await self.turns.window(since(period)):
+            for attempt in answered(turn):
+                if attempt.get("cache") in ("hit", "miss"):
+                    per_agent[turn["agent"]]["hits" if attempt["cache"] == "hit" else "misses"] += 1
+        hits = sum(a["hits"] for a in per_agent.values())
+        misses = sum(a["misses"] for a in per_agent.values())
+        enabled = sorted(s.name for s in self.core.agents.all() if s.cache.enabled)
+        return {"period": period, "hits": hits, "misses": misses,
+                "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
+                "entries": self.core.response_cache.size, "enabled_agents": enabled,
+                "by_agent": [{"agent": a, **v} for a, v in sorted(per_agent.items())]}
+
+    async def efficiency(self, period: str = "7d", model: str | None = None) -> dict[str, Any]:
+        grades = {g["turn_id"]: g["grade"] for g in await self.core.feedback.store.grades()}
+        calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        turn_grades: dict[str, list[int]] = defaultdict(list)
+        for turn in await self.turns.window(since(period)):
+            for attempt in answered(turn):
+                if attempt.get("cache") != "hit" and (model is None or attempt.get("model") == model):
+                    calls[attempt.get("model") or "unknown"].append(attempt)
+            if turn["id"] in grades and turn["model"]:
+                turn_grades[turn["model"]].append(grades[turn["id"]])
+        return {"period": period, "model": model,
+                "models": [self._model_figures(m, a, turn_grades.get(m, [])) for m, a in sorted(calls.items())]}
+
+    def _model_figures(self, model: str, attempts: list[dict[str, Any]], grades: list[int]) -> dict[str, Any]:
+        ok = [a for a in attempts if a.get("ok")]
+        latencies = sorted(float(a.get("ms") or 0) for a in ok)
+        tokens_in = sum(a.get("input_tokens", 0) for a in ok)
+        tokens_out = sum(a.get("output_tokens", 0) for a in ok)
+        cost = sum(self._cost(a) for a in ok)
+        model_s = sum(latencies) / 1000
+        return {
+            "model": model, "calls": len(attempts), "errors": len(attempts) - len(ok),
+            "error_rate": round((len(attempts) - len(ok)) / len(attempts), 4),
+            "avg_latency_ms": round(statistics.fmean(latencies), 2) if latencies else None,
+            "p50_latency_ms": _percentile(latencies, 0.5), "p95_latency_ms": _percentile(latencies, 0.95),
+            "input_tokens": tokens_in, "output_tokens": tokens_out,
+            "output_tokens_per_second": round(tokens_out / model_s, 2) if model_s else None,
+            "cost_usd": round(cost, 8),
+            "cost_per_1k_tokens": round(cost / (tokens_in + tokens_out) * 1000, 8) if tokens_in + tokens_out else 0.0,
+            "avg_grade": round(statistics.fmean(grades), 2) if grades else None, "graded_turns": len(grades),
+        }
+
+    async def timeseries(self, period: str = "24h", bucket: str = "hour") -> dict[str, Any]:
+        if bucket not in BUCKETS:
+            raise BadRequest(f"bucket must be one of {', '.join(BUCKETS)}")
+        size = BUCKETS[bucket]
+        rows = await self.turns.window(since(period))
+        start = since(period) or (min((t["created_at"] for t in rows), default=now_ms()))
+        first, last = start // size, now_ms() // size
+        if last - first > 2000:
+            raise BadRequest("too many buckets; choose a shorter period or a larger bucket")
+        points = {b: {"t": b * size, "requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0,
+                      "cost_usd": 0.0, "total_ms": 0.0} for b in range(first, last + 1)}
+        for turn in rows:
+            point = points.get(turn["created_at"] // size)
+            if point is None:
+                continue
+            point["requests"] += 1
+            point["errors"] += turn["status"] != "completed"
+            point["input_tokens"] += turn["input_tokens"]
+            point["output_tokens"] += turn["output_tokens"]
+            point["cost_usd"] += turn["cost_usd"]
+            point["total_ms"] += turn["total_ms"]
+        series = [{**{k: v for k, v in p.items() if k != "total_ms"}, "cost_usd": round(p["cost_usd"], 8),
+                   "avg_latency_ms": round(p["total_ms"] / p["requests"], 2) if p["requests"] else None}
+                  for _, p in sorted(points.items())]
+        return {"period": period, "bucket": bucket, "points": series}
+
+    async def capacity(self) -> dict[str, Any]:
+        hour = await self.turns.window(now_ms() - 3_600_000)
+        usage = shutil.disk_usage(self.core.settings.data_dir)
+        return {
+            "agents": len(self.core.agents.all()), "active_runs": self.core.conversations.active_runs,
+            "tables": {**await self.turns.counts(), "spans": await self.core.tracing.store.count()},
+            "database_bytes": self._db_bytes(),
+            "disk": {"free_bytes": usage.free, "total_bytes": usage.total},
+            "last_hour": {"turns": len(hour), "tokens": sum(t["input_tokens"] + t["output_tokens"] for t in hour),
+                          "cost_usd": round(sum(t["cost_usd"] for t in hour), 8)},
+            "response_cache_entries": self.core.response_cache.size,
+        }
+
+    def _db_bytes(self) -> int | None:
+        if not self.core.db.is_sqlite:
+            return None
+        path = Path(make_url(self.core.db.url).database or "")
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+    def models_available(self) -> dict[str, Any]:
+        router = self.core.loop.router
+        used = {ref.label: (ref, agents) for ref, agents in agent_models(self.core).values()}
+        labels = sorted(set(used) | {k for k in getattr(router, "prices", {}) if not k.endswith("/*")})
+        models = []
+        for label in labels:
+            ref, agents = used.get(label, (None, []))
+            price = router.price(label) if hasattr(router, "price") else None
+            provider = label.partition("/")[0]
+            models.append({"id": label, "provider": provider, "model": label.partition("/")[2],
+                           "in_use_by": agents, "configured": ref is not None,
+                           "provider_registered": provider in self.core.providers.factories,
+                           "price": price.model_dump() if price is not None else None})
+        return {"models": models, "count": len(models)}
+
+    async def model_selections(self, limit: int = 100) -> dict[str, Any]:
+        events = []
+        for turn in await self.turns.window(limit=limit):
+            for attempt in turn.get("attempts") or []:
+                events.append({"turn_id": turn["id"], "session_id": turn["session_id"], "agent": turn["agent"],
+                               "at": turn["created_at"], "selected": turn["model"], **attempt})
+        return {"selections": events[:limit], "count": min(len(events), limit)}
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float | int]:
+    return {k: round(v, 8) if k == "cost_usd" else int(v) for k, v in values.items()}
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2)

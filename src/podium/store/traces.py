@@ -1,0 +1,79 @@
+"""Finished spans of every run's trace: written in batches, read back per trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Float, Index, String, Table, delete, func, select
+
+from podium.store.db import Database
+from podium.store.tables import metadata
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("span_id", String(16), primary_key=True),
+    Column("trace_id", String(32), nullable=False),
+    Column("parent_id", String(16)),
+    Column("name", String(128), nullable=False),
+    Column("start_ms", Float, nullable=False),
+    Column("end_ms", Float, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("attributes", JSON),
+    Column("status", String(16), nullable=False),
+    Column("agent", String(64)),
+    Column("session_id", String(200)),
+    Index("ix_spans_trace", "trace_id", "start_ms"),
+    Index("ix_spans_start", "start_ms"),
+)
+
+
+class TraceStore:
+    """Reads and writes the spans table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, rows: list[dict[str, Any]]) -> None:
+        """Write a batch of spans in one statement (executemany)."""
+        if rows:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(spans.insert(), rows)
+
+    async def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(spans).where(spans.c.trace_id == trace_id).order_by(spans.c.start_ms)
+            )).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def recent(self, limit: int, agent: str | None = None) -> list[list[dict[str, Any]]]:
+        """The `limit` most recent traces (those with a span of `agent`, if named), newest first."""
+        latest = func.max(spans.c.start_ms).label("latest")
+        query = select(spans.c.trace_id, latest).group_by(spans.c.trace_id)
+        if agent is not None:
+            query = query.where(spans.c.agent == agent)
+        query = query.order_by(latest.desc()).limit(limit)
+        async with self.db.engine.connect() as conn:
+            ids = [r.trace_id for r in (await conn.execute(query)).all()]
+            if not ids:
+                return []
+            rows = (await conn.execute(
+                select(spans).where(spans.c.trace_id.in_(ids)).order_by(spans.c.start_ms)
+            )).all()
+        grouped: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for row in rows:
+            grouped[row.trace_id].append(dict(row._mapping))
+        return [grouped[i] for i in ids]
+
+    async def count(self) -> int:
+        async with self.db.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(spans))).scalar_one())
+
+    async def prune(self, before_ms: float) -> int:
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(delete(spans).where(spans.c.start_ms < before_ms))
+        return result.rowcount or 0
+
+
+__all__ = ["TraceStore", "spans"]

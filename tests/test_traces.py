@@ -1,0 +1,94 @@
+"""Traces (seed 3): every run is an `agent.run` span with `llm.call` and `tool.execute`
+children, stored in the database and served under /v1/traces; `traceparent` is honoured."""
+
+from __future__ import annotations
+
+CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
+    "provider": "scripted", "model": "calc", "script": [
+        {"tool_call": {"name": "calculator", "arguments": {"expression": "6*7"}}},
+        {"reply": "The answer is {tool_result}"}]}}
+ECHO = {"name": "echo", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
+
+
+def run(server, agent, query, **kwargs):
+    response = server.http.post(f"/v1/agents/{agent}/run", json={"query": query}, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_tool_run_produces_parent_child_spans(podium):
+    server = podium([CALC, ECHO])
+    body = run(server, "calc", "six times seven")
+    traces = server.http.get("/v1/traces/", params={"agent": "calc"}).json()["traces"]
+    assert len(traces) == 1
+    trace = traces[0]
+    assert trace["agent"] == "calc" and trace["session_id"] == body["session_id"]
+    spans = {s["span_id"]: s for s in trace["spans"]}
+    by_name: dict[str, list[dict]] = {}
+    for span in trace["spans"]:
+        by_name.setdefault(span["name"], []).append(span)
+    root = by_name["agent.run"][0]
+    assert root["parent_id"] is None and root["status"] == "OK"
+    assert root["attributes"]["agent"] == "calc"
+    assert len(by_name["llm.call"]) == 2  # tool call, then the answer
+    assert len(by_name["tool.execute"]) == 1
+    for span in by_name["llm.call"] + by_name["tool.execute"] + by_name["memory.load"]:
+        assert span["parent_id"] == root["span_id"]
+    assert by_name["tool.execute"][0]["attributes"]["tool"] == "calculator"
+    assert by_name["llm.call"][0]["attributes"]["model"] == "scripted/calc"
+    assert all(s["parent_id"] is None or s["parent_id"] in spans for s in trace["spans"])
+    # The turn carries the trace id, and the single-trace route answers the same spans.
+    turns = server.http.get(f"/api/sessions/{body['session_id']}/turns").json()["turns"]
+    assert turns[0]["trace_id"] == trace["trace_id"]
+    one = server.http.get(f"/v1/traces/{trace['trace_id']}").json()
+    assert sorted(s["span_id"] for s in one["spans"]) == sorted(spans)
+
+
+def test_traceparent_continues_the_callers_trace(podium):
+    server = podium([ECHO])
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    run(server, "echo", "hi", headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+    trace = server.http.get(f"/v1/traces/{trace_id}")
+    assert trace.status_code == 200
+    root = next(s for s in trace.json()["spans"] if s["name"] == "agent.run")
+    assert root["parent_id"] == parent
+    # Chat dialect too.
+    other = "5bf92f3577b34da6a3ce929d0e0e4737"
+    server.http.post("/chat", json={"message": "yo", "sessionId": "c", "stream": False, "agent": "echo"},
+                     headers={"traceparent": f"00-{other}-{parent}-01"})
+    assert server.http.get(f"/v1/traces/{other}").status_code == 200
+
+
+def test_invalid_traceparent_starts_a_new_trace(podium):
+    server = podium([ECHO])
+    run(server, "echo", "hi", headers={"traceparent": "garbage"})
+    traces = server.http.get("/v1/traces/").json()["traces"]
+    assert len(traces) == 1
+    root = next(s for s in traces[0]["spans"] if s["name"] == "agent.run")
+    assert root["parent_id"] is None
+
+
+def test_failed_provider_attempt_is_an_error_span(podium):
+    flaky = {"name": "flaky", "orchestration": {"pattern": "single"},
+             "model": {"primary": {"provider": "scripted", "model": "down", "script": [{"fail": "boom"}]},
+                       "fallback": [{"provider": "scripted", "model": "up"}]}}
+    server = podium([flaky], config={"resilience": {"retries": 0}})
+    run(server, "flaky", "hello")
+    spans = server.http.get("/v1/traces/").json()["traces"][0]["spans"]
+    calls = [s for s in spans if s["name"] == "llm.call"]
+    assert [c["status"] for c in calls] == ["ERROR", "OK"]
+    assert [c["attributes"]["model"] for c in calls] == ["scripted/down", "scripted/up"]
+
+
+def test_trace_limits_and_404(podium):
+    server = podium([ECHO])
+    for i in range(3):
+        run(server, "echo", f"m{i}")
+    assert len(server.http.get("/v1/traces/", params={"limit": 2}).json()["traces"]) == 2
+    assert server.http.get("/v1/traces/", params={"agent": "nobody"}).json() == {"traces": []}
+    for bad in (0, 101, "x"):
+        response = server.http.get("/v1/traces/", params={"limit": bad})
+        assert response.status_code == 422
+        assert "detail" in response.json()
+    missing = server.http.get("/v1/traces/0123456789abcdef0123456789abcdef")
+    assert missing.status_code == 404 and "detail" in missing.json()
