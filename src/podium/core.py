@@ -12,10 +12,19 @@ from podium.bus import EventBus, InProcessBus
 from podium.runtime.agent import ModelConfig
 from podium.runtime.loop import AgentLoop
 from podium.runtime.providers.pool import ProviderPool
+from podium.runtime.response_cache import ResponseCache
 from podium.runtime.tools.base import ToolContext, ToolRegistry
 from podium.runtime.tools.builtin import register_builtins
+from podium.runtime.tracing import Tracing
 from podium.services.agents import AgentService
+from podium.services.config import ConfigService
 from podium.services.conversations import ConversationService
+from podium.services.feedback import FeedbackService
+from podium.services.logs import LogService
+from podium.services.metrics import Metrics
+from podium.services.observatory import Observatory
+from podium.services.stats import StatsService
+from podium.services.system import SystemService
 from podium.services.tools import ToolService
 from podium.services.work import WorkService
 from podium.services.work_agents import SessionWorker
@@ -23,6 +32,9 @@ from podium.settings import Settings
 from podium.store.agents import AgentStore
 from podium.store.conversations import ConversationStore
 from podium.store.db import Database
+from podium.store.feedback import FeedbackStore
+from podium.store.traces import TraceStore
+from podium.store.turn_queries import TurnQueries
 from podium.store.work import WorkStore
 
 
@@ -38,11 +50,27 @@ class Core:
         register_builtins(self.tools)
         self.providers = ProviderPool(settings)
         self.agents = AgentService(AgentStore(self.db), self.tools)
+        self.tracing = Tracing(TraceStore(self.db), settings.otlp_endpoint)
+        self.response_cache = ResponseCache()
         self.loop = AgentLoop(self.providers, self.tools, self.agents,
-                              default_model=ModelConfig.model_validate(settings.default_model))
+                              default_model=ModelConfig.model_validate(settings.default_model),
+                              tracer=self.tracing.tracer, cache=self.response_cache)
         self.conversations = ConversationService(settings, self.agents, self.loop,
-                                                 ConversationStore(self.db), services=self)
+                                                 ConversationStore(self.db), services=self, tracing=self.tracing)
         self.tool_service = ToolService(self.tools, self.agents, ToolContext(settings, services=self))
+        self._build_observability(settings)
+
+    def _build_observability(self, settings: Settings) -> None:
+        """Metrics, logs, stats, the context observatory, feedback, system and config (issue 6)."""
+        self.metrics = Metrics()
+        self.logs = LogService(settings.data_dir, settings.log_level, settings.log_ring_size)
+        self.conversations.hooks.after += [self.metrics.after_run, self.logs.after_run]
+        turns = TurnQueries(self.db)
+        self.feedback = FeedbackService(FeedbackStore(self.db), turns)
+        self.stats = StatsService(turns, self)
+        self.observatory = Observatory(self)
+        self.system = SystemService(self)
+        self.config_service = ConfigService(self)
         self._build_work(settings)
 
     def _build_work(self, settings: Settings) -> None:
@@ -54,12 +82,15 @@ class Core:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings.workspace_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.start()
         await self.db.migrate()
         await self.agents.load(self.settings.agents_dir)
 
     async def stop(self) -> None:
         await self.session_worker.shutdown()
         await self.conversations.shutdown()
+        await self.tracing.shutdown()
+        self.logs.stop()
         await self.providers.close()
         await self.db.close()
 

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     http_tool_max_bytes: int = Field(1_000_000, description="Largest body the http_request tool reads.")
     public_url: str = Field("", description="Base URL clients reach Podium at; empty means http://HOST:PORT.")
     log_level: str = Field("warning", description="Log level: debug, info, warning, error.")
+    otlp_endpoint: str = Field(
+        "", description="OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); empty: spans stay local.")
+    log_ring_size: int = Field(2000, ge=10, description="Log records kept in memory for GET /api/logs.")
+    analysis_model: str = Field(
+        "", description="provider/model for the console's LLM analyses; empty means the turn's agent's model.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Access tokens.")
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
     cors: CorsSettings = Field(default_factory=CorsSettings, description="CORS origins.")
