@@ -56,13 +56,21 @@ def serve(
     data_dir: DataOpt = None,
     agents_dir: AgentsOpt = None,
     config: ConfigOpt = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Listen on a non-loopback address even with no access tokens.")] = False,
 ) -> None:
     """Start the server."""
     import uvicorn
 
-    from podium.app import create_app
+    from podium.app import create_app, is_loopback
 
     settings = _settings(config, host=host, port=port, data_dir=data_dir, agents_dir=agents_dir)
+    if not is_loopback(settings.host) and not settings.auth.tokens and not insecure:
+        # Anyone who can reach the address could run agents, tools and spend provider keys.
+        console.print(f"[red]refusing to listen on {settings.host}:[/red] it is not a loopback address and no "
+                      "access tokens are configured (auth.tokens), so anyone on the network could use "
+                      "this server. Configure tokens, listen on 127.0.0.1, or pass --insecure.")
+        raise typer.Exit(2)
     console.print(f"Podium listening on http://{settings.host}:{settings.port}")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, loop="auto",
