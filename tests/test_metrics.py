@@ -1,0 +1,97 @@
+"""Metrics (seed 3): counters and histograms move by exactly what was done, in JSON and in
+the Prometheus exposition; the system status and doctor report real checks."""
+
+from __future__ import annotations
+
+import socket
+
+from prometheus_client.parser import text_string_to_metric_families
+
+CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
+    "provider": "scripted", "model": "calc", "script": [
+        {"tool_call": {"name": "calculator", "arguments": {"expression": "6*7"}}},
+        {"reply": "The answer is {tool_result}"}]}}
+ECHO = {"name": "echo", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
+
+
+def prometheus(server) -> dict[str, float]:
+    response = server.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {s.name: s.value for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+
+def test_counters_move_by_exactly_what_was_done(podium):
+    server = podium([CALC, ECHO])
+    before = server.http.get("/v1/metrics/").json()
+    assert before["counters"].get("agent.runs", 0) == 0
+    usage = {"input_tokens": 0, "output_tokens": 0}
+    for agent in ("calc", "echo", "echo"):
+        body = server.http.post(f"/v1/agents/{agent}/run", json={"query": "six times seven"}).json()
+        usage["input_tokens"] += body["usage"]["input_tokens"]
+        usage["output_tokens"] += body["usage"]["output_tokens"]
+    metrics = server.http.get("/v1/metrics/").json()
+    counters, histograms = metrics["counters"], metrics["histograms"]
+    assert counters["agent.runs"] == 3
+    assert counters["agent.calc.runs"] == 1 and counters["agent.echo.runs"] == 2
+    assert counters["tool.executions"] == 1
+    assert counters["provider.scripted.calls"] == 4  # calc: tool call + answer; echo: one each
+    assert counters.get("provider.scripted.errors", 0) == 0
+    assert counters["tokens.input"] == usage["input_tokens"]
+    assert counters["tokens.output"] == usage["output_tokens"]
+    latency = histograms["agent.latency_ms"]
+    assert latency["count"] == 3 and latency["min"] <= latency["avg"] <= latency["max"]
+    assert abs(latency["sum"] - latency["avg"] * 3) < 0.01
+    exposed = prometheus(server)
+    assert exposed["podium_agent_runs_total"] == 3
+    assert exposed["podium_tool_executions_total"] == 1
+    assert exposed["podium_provider_scripted_calls_total"] == 4
+    assert exposed["podium_agent_latency_ms_count"] == 3
+    assert abs(exposed["podium_agent_latency_ms_sum"] - latency["sum"]) < 0.01
+
+
+def test_failures_count_and_reset_clears(podium):
+    flaky = {"name": "flaky", "orchestration": {"pattern": "single"},
+             "model": {"primary": {"provider": "scripted", "model": "down", "script": [{"fail": "boom"}]},
+                       "fallback": [{"provider": "openai", "model": "x", "base_url": "http://127.0.0.1:9/v1"}]}}
+    server = podium([flaky], config={"resilience": {"retries": 0}})
+    response = server.http.post("/v1/agents/flaky/run", json={"query": "hi"})
+    assert response.status_code == 503
+    counters = server.http.get("/v1/metrics/").json()["counters"]
+    assert counters["agent.runs"] == 1 and counters["agent.errors"] == 1
+    assert counters["provider.scripted.errors"] == 1 and counters["provider.openai.errors"] == 1
+    assert server.http.post("/v1/metrics/reset").json() == {"status": "reset"}
+    assert server.http.get("/v1/metrics/").json() == {"counters": {}, "histograms": {}}
+    assert "podium_agent_runs_total" not in prometheus(server)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_doctor_reports_a_failing_provider(podium, fake_upstream):
+    dead = {"name": "dead", "model": {"provider": "openai", "model": "m",
+                                      "base_url": f"http://127.0.0.1:{closed_port()}/v1"}}
+    alive = {"name": "alive", "model": {"provider": "openai", "model": "fake-model", "base_url": fake_upstream.base_url}}
+    server = podium([ECHO, dead, alive])
+    doctor = server.http.get("/v1/system/doctor").json()
+    checks = {c["name"]: c for c in doctor["checks"]}
+    assert checks["provider:openai/m"]["status"] == "failing"
+    assert "unreachable" in checks["provider:openai/m"]["message"]
+    assert checks["provider:openai/fake-model"]["status"] == "healthy"
+    assert checks["provider:scripted/echo"]["status"] == "healthy"
+    assert checks["database"]["status"] == "healthy"
+    assert checks["disk"]["status"] in ("healthy", "degraded")
+    assert doctor["summary"]["failing"] == 1
+    assert sum(doctor["summary"].values()) == len(doctor["checks"])
+
+
+def test_system_status_shape(podium):
+    server = podium([ECHO, CALC])
+    server.http.post("/v1/agents/echo/run", json={"query": "hi"})
+    status = server.http.get("/v1/system/status").json()
+    assert status["status"] == "running" and status["mode"] == "standalone"
+    assert status["agents_loaded"] == 2 and status["pid"] > 0
+    assert status["providers"] == {"healthy": 1, "degraded": 0, "unavailable": 0}
