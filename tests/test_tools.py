@@ -156,6 +156,9 @@ def test_http_request_size_cap_and_closed_port(podium, fake_upstream):
     assert got["truncated"] is True and got["bytes"] == 16 and len(got["body"]) == 16
     assert got["body"] == '{"object":"list","data":[{"id":"fake-model","object":"model"}]}'[:16]
     assert "request failed" in fails(http, "http_request", url="http://127.0.0.1:1/")
+    fake_upstream.script = [{"stall": 2, "text": "late"}]
+    assert "timed out" in fails(http, "http_request", url=f"{fake_upstream.base_url}/chat/completions",
+                                method="POST", json={"model": "m", "messages": []}, timeout=0.2)
 
 
 # ---- json_query ------------------------------------------------------------------------------

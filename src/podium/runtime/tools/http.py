@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from typing import Any
 
 import httpx
@@ -87,9 +88,18 @@ def _decode(body: bytes, response: httpx.Response) -> str:
 
 
 class HttpRequestTool:
-    """The tool's state: its limits, read from settings on each call so config changes apply."""
+    """The tool. Each call gets its own short-lived client (clients are bound to an event loop, and
+    one server process may run several); the costly part, the TLS context, is built once and kept."""
 
     name = "http_request"
+
+    def __init__(self) -> None:
+        self._ssl: ssl.SSLContext | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        return self._ssl
 
     async def __call__(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         method = args.get("method", "GET").upper()
@@ -112,6 +122,7 @@ class HttpRequestTool:
         # bypass the address check. No keep-alive: the pool is keyed by IP, and a TLS connection
         # made for one host name must not be reused for another that redirects to the same IP.
         async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False,
+                                     verify=self.ssl_context(),
                                      limits=httpx.Limits(max_keepalive_connections=0)) as client:
             try:
                 return await asyncio.wait_for(
