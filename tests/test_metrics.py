@@ -95,3 +95,25 @@ def test_system_status_shape(podium):
     assert status["status"] == "running" and status["mode"] == "standalone"
     assert status["agents_loaded"] == 2 and status["pid"] > 0
     assert status["providers"] == {"healthy": 1, "degraded": 0, "unavailable": 0}
+
+
+def test_cli_status_and_doctor(tmp_path):
+    from typer.testing import CliRunner
+
+    from podium.cli import app
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "echo.yaml").write_text("name: echo\nmodel: scripted/echo\n")
+    args = ["--data-dir", str(tmp_path / "data"), "--agents-dir", str(agents)]
+    runner = CliRunner()
+    status = runner.invoke(app, ["status", *args])
+    assert status.exit_code == 0, status.output
+    assert "agents_loaded" in status.output and "standalone" in status.output
+    healthy = runner.invoke(app, ["doctor", *args])
+    assert healthy.exit_code == 0, healthy.output
+    assert "provider:scripted/echo" in healthy.output and "0 failing" in healthy.output
+    (agents / "dead.yaml").write_text(
+        f"name: dead\nmodel: {{provider: openai, model: m, base_url: 'http://127.0.0.1:{closed_port()}/v1'}}\n")
+    failing = runner.invoke(app, ["doctor", *args])
+    assert failing.exit_code == 1 and "1 failing" in failing.output

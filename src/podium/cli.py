@@ -161,5 +161,38 @@ def config(
     console.print_json(json.dumps(_settings(config).masked()))
 
 
+@app.command()
+def status(data_dir: DataOpt = None, agents_dir: AgentsOpt = None, config: ConfigOpt = None) -> None:
+    """Print the system status (the same figures as GET /v1/system/status)."""
+    settings = _settings(config, data_dir=data_dir, agents_dir=agents_dir)
+
+    async def work(core: Core) -> None:
+        table = Table("field", "value")
+        for key, value in core.system.status().items():
+            table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+        console.print(table)
+
+    _with_core(settings, work)
+
+
+@app.command()
+def doctor(data_dir: DataOpt = None, agents_dir: AgentsOpt = None, config: ConfigOpt = None) -> None:
+    """Check the database, every provider endpoint agents use, the embedder and free disk."""
+    settings = _settings(config, data_dir=data_dir, agents_dir=agents_dir)
+
+    async def work(core: Core) -> dict[str, Any]:
+        return await core.system.doctor()
+
+    report = _with_core(settings, work)
+    colour = {"healthy": "green", "degraded": "yellow", "failing": "red"}
+    table = Table("check", "status", "message")
+    for item in report["checks"]:
+        table.add_row(item["name"], f"[{colour[item['status']]}]{item['status']}[/]", item["message"] or "")
+    console.print(table)
+    console.print(", ".join(f"{n} {s}" for s, n in report["summary"].items()))
+    if report["summary"]["failing"]:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
