@@ -5,7 +5,7 @@ Each request pops the next behaviour from `script` (the last one repeats):
   {"tool_call": {"name", "arguments"}}
   {"status": 500} / {"status": 429, "retry_after": 1}
   {"stall": seconds}                sleep before answering
-Every request body is kept in `requests`.
+Every request body is kept in `requests`, its Authorization header in `authorizations`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.script: list[dict[str, Any]] = [{"text": "Hello from upstream"}]
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each completion
         app = Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"]),
                                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                                 Route("/v1/models", self.models)])
@@ -61,6 +62,7 @@ class FakeOpenAI:
     async def completions(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
+        self.authorizations.append(request.headers.get("authorization"))
         step = self._next()
         if "stall" in step:
             await asyncio.sleep(step["stall"])

@@ -13,10 +13,16 @@ from podium.runtime.agent import ModelConfig
 from podium.runtime.loop import AgentLoop
 from podium.runtime.providers.pool import ProviderPool
 from podium.runtime.response_cache import ResponseCache
+from podium.runtime.routing import ModelRouter
 from podium.runtime.tools.base import ToolContext, ToolRegistry
 from podium.runtime.tools.builtin import register_builtins
 from podium.runtime.tracing import Tracing
+from podium.services.access import AccessService, RateLimiter
 from podium.services.agents import AgentService
+from podium.services.approvals import ApprovalService
+from podium.services.budgets import BudgetService
+from podium.services.provider_keys import ProviderKeyService
+from podium.services.triggers import TriggerService
 from podium.services.config import ConfigService
 from podium.services.conversations import ConversationService
 from podium.services.feedback import FeedbackService
@@ -30,6 +36,10 @@ from podium.services.work import WorkService
 from podium.services.work_agents import SessionWorker
 from podium.settings import Settings
 from podium.store.agents import AgentStore
+from podium.store.approvals import ApprovalStore
+from podium.store.budgets import BudgetStore
+from podium.store.provider_keys import ProviderKeyStore
+from podium.store.triggers import TriggerStore
 from podium.store.conversations import ConversationStore
 from podium.store.db import Database
 from podium.store.feedback import FeedbackStore
@@ -54,11 +64,26 @@ class Core:
         self.response_cache = ResponseCache()
         self.loop = AgentLoop(self.providers, self.tools, self.agents,
                               default_model=ModelConfig.model_validate(settings.default_model),
+                              router=ModelRouter.from_settings(settings),
                               tracer=self.tracing.tracer, cache=self.response_cache)
         self.conversations = ConversationService(settings, self.agents, self.loop,
                                                  ConversationStore(self.db), services=self, tracing=self.tracing)
         self.tool_service = ToolService(self.tools, self.agents, ToolContext(settings, services=self))
+        self._build_resilience(settings)
         self._build_observability(settings)
+        self._build_work(settings)
+
+    def _build_resilience(self, settings: Settings) -> None:
+        """Access, rate limits and budgets (issue 5); access and budgets run before every run."""
+        self.access = AccessService(settings)
+        self.rate_limiter = RateLimiter(settings.rate_limit.per_ip_per_minute, settings.rate_limit.storage_uri)
+        self.budgets = BudgetService(BudgetStore(self.db), self.loop.router)
+        self.conversations.hooks.before[:0] = [self.access.before_run, self.budgets.before_run]
+        self.provider_keys = ProviderKeyService(settings, ProviderKeyStore(self.db), self.providers)
+        self.approvals = ApprovalService(ApprovalStore(self.db), self.bus)
+        self.loop.tool_gate = self.approvals.gate
+        self.triggers = TriggerService(TriggerStore(self.db), self.conversations, self.agents, self.access,
+                                       workers=settings.resilience.trigger_workers)
 
     def _build_observability(self, settings: Settings) -> None:
         """Metrics, logs, stats, the context observatory, feedback, system and config (issue 6)."""
@@ -71,7 +96,6 @@ class Core:
         self.observatory = Observatory(self)
         self.system = SystemService(self)
         self.config_service = ConfigService(self)
-        self._build_work(settings)
 
     def _build_work(self, settings: Settings) -> None:
         """Work tracking and the agents that work sessions' tasks (issue 3)."""
@@ -85,8 +109,12 @@ class Core:
         self.logs.start()
         await self.db.migrate()
         await self.agents.load(self.settings.agents_dir)
+        await self.provider_keys.load()
+        await self.approvals.start()
+        await self.triggers.start()
 
     async def stop(self) -> None:
+        await self.triggers.stop()
         await self.session_worker.shutdown()
         await self.conversations.shutdown()
         await self.tracing.shutdown()

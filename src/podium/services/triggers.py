@@ -1,0 +1,121 @@
+"""Durable triggers (gateway `/v1/triggers`): runs requested from outside, executed later.
+
+`submit` stores the trigger before it answers, so an acknowledged trigger is never lost; a
+pool of workers started with the Core claims pending triggers one at a time (a conditional
+update, safe with several nodes on one database) and records the outcome. At start-up,
+triggers left running by the last stop go back to pending and run again: delivery is at
+least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from podium.errors import NotFound, PodiumError
+from podium.ids import iso, new_id
+from podium.services.access import AccessService, current_principal
+from podium.store.triggers import TriggerStore
+
+log = logging.getLogger(__name__)
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    body = {"event_id": row["id"], "status": row["status"], "target_agent": row["agent"],
+            "session_id": row.get("session_id"), "traceparent": row.get("traceparent"),
+            "created_at": iso(row.get("created_at")), "started_at": iso(row.get("started_at")),
+            "finished_at": iso(row.get("finished_at"))}
+    if row["status"] == "completed":
+        body["result"] = row.get("result")
+    if row["status"] == "failed":
+        body["error"] = row.get("error")
+    return body
+
+
+class TriggerService:
+    """Accepts triggers and runs them in the background."""
+
+    def __init__(self, store: TriggerStore, conversations: Any, agents: Any, access: AccessService,
+                 workers: int = 2) -> None:
+        self.store = store
+        self.conversations = conversations
+        self.agents = agents
+        self.access = access
+        self.workers = workers
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    async def submit(self, agent: str, text: str, *, idempotency_key: str | None = None,
+                     traceparent: str | None = None) -> dict[str, Any]:
+        """Store a pending trigger (or find the first one with this idempotency key)."""
+        self.agents.get(agent)  # 404 for an unknown agent
+        self.access.check_agent(agent)  # 403 for a token that may not use it
+        if idempotency_key and (first := await self.store.by_key(idempotency_key)) is not None:
+            return public(first)
+        event_id = new_id("evt_")
+        principal = current_principal.get()
+        row = await self.store.create({
+            "id": event_id, "agent": agent, "input": text, "idempotency_key": idempotency_key,
+            "traceparent": traceparent, "principal": principal.name if principal else None,
+            "session_id": f"trigger_{event_id}"})
+        if row is None:  # a concurrent repeat won the race for the key
+            first = await self.store.by_key(idempotency_key or "")
+            if first is None:
+                raise PodiumError("trigger could not be stored")
+            return public(first)
+        self._queue.put_nowait(event_id)
+        return public(row)
+
+    async def get(self, event_id: str) -> dict[str, Any]:
+        row = await self.store.get(event_id)
+        if row is None:
+            raise NotFound(f"trigger {event_id!r} not found")
+        return public(row)
+
+    async def start(self) -> None:
+        await self.store.requeue_running()
+        for event_id in await self.store.pending_ids():
+            self._queue.put_nowait(event_id)
+        self._tasks = [asyncio.create_task(self._work(), name=f"trigger-worker-{i}") for i in range(self.workers)]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming, let runs in progress finish (bounded), then stop the workers; a run
+        cut short stays `running` and is run again at the next start."""
+        self._stopping = True
+        if self._jobs:
+            await asyncio.wait(self._jobs, timeout=grace)
+        for task in [*self._tasks, *self._jobs]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._jobs, return_exceptions=True)
+        self._tasks = []
+
+    async def _work(self) -> None:
+        while not self._stopping:
+            event_id = await self._queue.get()
+            if self._stopping:
+                return
+            row = await self.store.claim(event_id)
+            if row is None:
+                continue  # another worker (or node) took it
+            job = asyncio.create_task(self._execute(row), name=f"trigger:{event_id}")
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
+            # Shielded: stopping the worker must not cancel the run it is waiting for.
+            await asyncio.shield(job)
+
+    async def _execute(self, row: dict[str, Any]) -> None:
+        try:
+            result = await self.conversations.run(row["agent"], row["input"], row["session_id"])
+        except PodiumError as exc:
+            await self.store.finish(row["id"], error=exc.message)
+            return
+        except Exception as exc:  # record any failure; the worker lives on
+            log.exception("trigger %s failed", row["id"])
+            await self.store.finish(row["id"], error=f"internal error: {type(exc).__name__}")
+            return
+        await self.store.finish(row["id"], result={
+            "response": result.response, "turn_id": result.turn_id, "model": result.model,
+            "usage": {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens}})

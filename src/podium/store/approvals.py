@@ -1,0 +1,68 @@
+"""Approval requests: a tool call waiting for a person's yes or no."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, select, update
+
+from podium.ids import now_ms
+from podium.store.db import Database
+from podium.store.tables import metadata
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("session_id", String(200), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("tool", String(128), nullable=False),
+    Column("input", JSON),
+    Column("call_id", String(128)),
+    # pending -> approved | denied | expired (the run that waited is gone)
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("created_at", Integer, nullable=False),
+    Column("decided_at", Integer),
+    Index("ix_approvals_status", "status", "created_at"),
+)
+
+
+class ApprovalStore:
+    """Creates approvals and records decisions; a decision is taken once (conditional update)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, row: dict[str, Any]) -> dict[str, Any]:
+        row = {**row, "status": "pending", "created_at": now_ms(), "decided_at": None, "reason": None}
+        async with self.db.engine.begin() as conn:
+            await conn.execute(approvals.insert().values(**row))
+        return row
+
+    async def get(self, approval_id: str) -> dict[str, Any] | None:
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(approvals).where(approvals.c.id == approval_id))).first()
+        return dict(row._mapping) if row else None
+
+    async def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(approvals).order_by(approvals.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(approvals.c.status == status)
+        async with self.db.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def decide(self, approval_id: str, status: str, reason: str | None) -> bool:
+        """Move a pending approval to `status`; False when it was no longer pending."""
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(update(approvals).where(
+                approvals.c.id == approval_id, approvals.c.status == "pending").values(
+                status=status, reason=reason, decided_at=now_ms()))
+        return bool(result.rowcount)
+
+    async def expire_pending(self) -> int:
+        """At start-up: approvals whose runs died with the last process can no longer resume."""
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(update(approvals).where(approvals.c.status == "pending").values(
+                status="expired", reason="the server restarted while the run waited", decided_at=now_ms()))
+        return result.rowcount or 0
