@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, String, Table, delete, func, select
+from sqlalchemy import JSON, Column, Float, Index, String, Table, func, select
 
 from podium.store.db import Database
 from podium.store.tables import metadata
@@ -69,11 +69,6 @@ class TraceStore:
     async def count(self) -> int:
         async with self.db.engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(spans))).scalar_one())
-
-    async def prune(self, before_ms: float) -> int:
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(delete(spans).where(spans.c.start_ms < before_ms))
-        return result.rowcount or 0
 
 
 __all__ = ["TraceStore", "spans"]
