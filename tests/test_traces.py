@@ -57,6 +57,14 @@ def test_traceparent_continues_the_callers_trace(podium):
     server.http.post("/chat", json={"message": "yo", "sessionId": "c", "stream": False, "agent": "echo"},
                      headers={"traceparent": f"00-{other}-{parent}-01"})
     assert server.http.get(f"/v1/traces/{other}").status_code == 200
+    # And the OpenAI-compatible and gateway dialects.
+    for i, (path, body) in enumerate([
+            ("/v1/chat/completions", {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}),
+            ("/v1/query", {"prompt": "hi", "agent": "echo"})]):
+        trace_id = f"{i + 6}bf92f3577b34da6a3ce929d0e0e4738"
+        assert server.http.post(path, json=body, headers={"traceparent": f"00-{trace_id}-{parent}-01"}).status_code == 200
+        spans = server.http.get(f"/v1/traces/{trace_id}").json()["spans"]
+        assert next(s for s in spans if s["name"] == "agent.run")["parent_id"] == parent
 
 
 def test_invalid_traceparent_starts_a_new_trace(podium):

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api import _sse
@@ -56,14 +57,15 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
 
 
 @router.post("/chat/completions")
-async def completions(body: CompletionRequest, core: CoreDep):
+async def completions(body: CompletionRequest, core: CoreDep, traceparent: str | None = Header(None)):
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m.content)}
                 for m in body.messages if m.role != "tool"]
     user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
     if not user:
         raise BadRequest("messages must contain a user message")
     completion_id = new_id("chatcmpl-")
-    handle = await core.conversations.start(body.model, user, completion_id, messages=messages)
+    handle = await core.conversations.start(body.model, user, completion_id, messages=messages,
+                                            traceparent=traceparent)
     if body.stream:
         return _sse.response(chunks(handle, completion_id, body.model))
     return completion(await handle.result(), completion_id, body.model)

@@ -84,6 +84,8 @@ class ConversationService:
         self.store = store
         self.services = services
         self.hooks = RunHooks()
+        # The memory service (issue 4) picks the history per the agent's memory strategy.
+        self.memory: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, agent: str | None, message: str, session_id: str | None = None, *,
@@ -110,15 +112,19 @@ class ConversationService:
         task.add_done_callback(self._tasks.discard)
         return handle
 
-    async def run(self, agent: str | None, message: str, session_id: str | None = None) -> RunResult:
+    async def run(self, agent: str | None, message: str, session_id: str | None = None, *,
+                  traceparent: str | None = None) -> RunResult:
         """A run to its end (for the CLI and for services that work tasks)."""
-        return await (await self.start(agent, message, session_id)).result()
+        return await (await self.start(agent, message, session_id, traceparent=traceparent)).result()
 
     async def _context(self, spec: AgentSpec, session_id: str, message: str,
                        messages: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         system = self.loop.system_message(spec, session_id)
         if messages is not None:
             return [system, *messages]
+        if self.memory is not None:
+            return [system, *await self.memory.history(spec, session_id, system, message),
+                    {"role": "user", "content": message}]
         limit = min(self.settings.history_limit, spec.memory.max_turns * 2)
         history = await self.store.history(session_id, limit)
         return [system, *({"role": m["role"], "content": m["content"]} for m in history),

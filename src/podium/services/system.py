@@ -111,15 +111,18 @@ class SystemService:
         return check(name, "healthy", f"{url} reachable (HTTP {response.status_code}) in {ms:.0f}ms, {used_by}")
 
     async def _embedder(self, embedder: Any) -> dict[str, Any]:
-        embed = getattr(embedder, "embed", None)
-        if embed is None:
-            return check("embedder", "degraded", f"{type(embedder).__name__} has no embed()")
+        name = getattr(embedder, "name", type(embedder).__name__)
+        if name == "none":
+            return check("embedder", "healthy", "no embedder configured (setting `embedder: none`)")
+        if not getattr(embedder, "available", True):
+            return check("embedder", "failing", f"{name} is not installed or not configured")
         try:
-            vectors = await asyncio.wait_for(embed(["podium doctor"]), timeout=30)
+            vectors = await asyncio.wait_for(embedder.embed(["podium doctor"]), timeout=30)
         except Exception as exc:  # a failing embedder is exactly what the doctor reports
-            return check("embedder", "failing", f"{type(exc).__name__}: {exc}")
-        dims = len(vectors[0]) if vectors else 0
-        return check("embedder", "healthy", f"{type(embedder).__name__}, {dims} dimensions")
+            return check("embedder", "failing", f"{name}: {type(exc).__name__}: {exc}")
+        shape = getattr(vectors, "shape", None)
+        dims = shape[-1] if shape is not None else len(vectors[0])
+        return check("embedder", "healthy", f"{name}, {dims} dimensions")
 
     def _disk(self) -> dict[str, Any]:
         usage = shutil.disk_usage(self.core.settings.data_dir)
