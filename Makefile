@@ -32,7 +32,12 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q
 
-bench: install-dev
+# The profilers (py-spy) the benchmarks use to show where the time goes; BENCH_* knobs in README.
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[local,dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
 
 # Regenerate the README's settings table from the Settings fields.

@@ -1,4 +1,10 @@
-"""Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, LM Studio) via the official SDK."""
+"""Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, LM Studio) over HTTP.
+
+The request and its server-sent events are handled here, over the server's shared httpx
+client, rather than by the official SDK: the SDK builds typed models for every streamed chunk
+and transforms every request, which measured (bench/RESULTS.md, scenario 1) as about half the
+CPU of a whole run against an instant upstream. The wire format is the SDK's own.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import openai
 
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
 from podium.runtime.providers.base import ModelRequest, ProviderEvent, approx_tokens, request_tokens
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 def retry_after(headers: httpx.Headers | None) -> float | None:
@@ -24,7 +31,7 @@ def retry_after(headers: httpx.Headers | None) -> float | None:
 
 
 class OpenAIProvider:
-    """Streams chat completions; retries are the router's job, so the SDK's are off."""
+    """Streams chat completions; retries are the router's job, so there are none here."""
 
     kind = "openai"
     supports_tools = True
@@ -32,53 +39,81 @@ class OpenAIProvider:
     def __init__(self, model: str, *, base_url: str | None, api_key: str | None,
                  http_client: httpx.AsyncClient, timeout: float = 60.0) -> None:
         self.model = model
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-            timeout=timeout, http_client=http_client,
-        )
+        self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {api_key or 'not-needed'}", "Accept": "text/event-stream"}
+        self.http = http_client
+        self.timeout = httpx.Timeout(timeout, connect=5.0)
+
+    def _body(self, request: ModelRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": request.messages, "stream": True,
+                                "stream_options": {"include_usage": True}}
+        if request.tools:
+            body["tools"] = [{"type": "function", "function": t} for t in request.tools]
+        if request.max_tokens:
+            body["max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": request.messages, "stream": True,
-                                  "stream_options": {"include_usage": True}}
-        if request.tools:
-            kwargs["tools"] = [{"type": "function", "function": t} for t in request.tools]
-        if request.max_tokens:
-            kwargs["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
         try:
-            stream = await self.client.chat.completions.create(**kwargs)
-            async for event in self._events(stream, request):
-                yield event
-        except openai.APIStatusError as exc:
-            raise ProviderError(f"{self.kind} answered {exc.status_code}", status=exc.status_code,
-                                retry_after=retry_after(exc.response.headers)) from exc
-        except openai.APITimeoutError as exc:
+            async with self.http.stream("POST", self.url, json=self._body(request), headers=self.headers,
+                                        timeout=self.timeout) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise ProviderError(f"{self.kind} answered {response.status_code}",
+                                        status=response.status_code, retry_after=retry_after(response.headers))
+                async for event in self._events(_chunks(response), request):
+                    yield event
+        except httpx.TimeoutException as exc:
             raise ProviderError(f"{self.kind} timed out") from exc
-        except openai.APIConnectionError as exc:
+        except httpx.HTTPError as exc:
             raise ProviderError(f"{self.kind} unreachable: {exc.__cause__ or exc}") from exc
 
-    async def _events(self, stream: Any, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+    async def _events(self, chunks: AsyncIterator[dict[str, Any]], request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         calls: dict[int, dict[str, str]] = {}
         usage: Usage | None = None
         written = 0
-        async for chunk in stream:
-            if chunk.usage is not None:
-                usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-            for choice in chunk.choices:
-                delta = choice.delta
-                if delta.content:
-                    written += approx_tokens(delta.content)
-                    yield TextDelta(delta.content)
-                for call in delta.tool_calls or []:
-                    slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                    slot["id"] = call.id or slot["id"]
-                    if call.function is not None:
-                        slot["name"] += call.function.name or ""
-                        slot["arguments"] += call.function.arguments or ""
+        async for chunk in chunks:
+            if chunk.get("usage"):
+                usage = Usage(chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    written += approx_tokens(delta["content"])
+                    yield TextDelta(delta["content"])
+                for call in delta.get("tool_calls") or []:
+                    slot = calls.setdefault(call.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                    slot["id"] = call.get("id") or slot["id"]
+                    function = call.get("function") or {}
+                    slot["name"] += function.get("name") or ""
+                    slot["arguments"] += function.get("arguments") or ""
         for index, call in sorted(calls.items()):
             yield ToolCall(id=call["id"] or f"call_{index}", name=call["name"], input=_arguments(call["arguments"]))
         yield usage or Usage(request_tokens(request), written)
+
+
+async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of a chat-completion event stream, up to `[DONE]`."""
+    done = False
+    # Read to the end even after [DONE]: a body left unread costs the pooled connection.
+    async for line in response.aiter_lines():
+        if done or not line.startswith("data:"):
+            continue  # blank separators, comments, `event:` lines
+        data = line[5:].strip()
+        if data == "[DONE]":
+            done = True
+            continue
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ProviderError(f"{OpenAIProvider.kind} sent a malformed event: {data[:100]}") from exc
+        if isinstance(chunk, dict) and chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise ProviderError(f"{OpenAIProvider.kind} failed mid-stream: {message}")
+        if isinstance(chunk, dict):
+            yield chunk
 
 
 def _arguments(raw: str) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""Scenario 1: non-streaming `POST /v1/agents/{name}/run` (a persisted turn) against the relay,
+at several concurrencies, then Podium's and the relay's memory over many runs."""
+
+from __future__ import annotations
+
+from harness import (DURATION, REPEAT, WARMUP, Profile, Section, fmt, knob, load, median, start_podium,
+                     start_relay, start_upstream, upstream_agent)
+
+CONCURRENCY = [int(c) for c in knob("CONCURRENCY", "1,16,64").split(",")]
+RSS_RUNS = knob("RSS_RUNS", 10_000)
+PROFILE = knob("PROFILE", True)
+TOKENS = 16
+PATH = "/v1/agents/bench-run/run"
+BODY = {"query": "What is the capital of France?"}
+
+
+def throughput(relay, podium, section: Section) -> list[dict]:  # noqa: ANN001
+    figures = []
+    for c in CONCURRENCY:
+        runs: dict[str, list[dict]] = {"relay": [], "podium": []}
+        for _ in range(REPEAT):  # interleaved, so drift on a shared machine hits both alike
+            for name, server in (("relay", relay), ("podium", podium)):
+                runs[name].append(load("http", server.url + PATH, BODY, concurrency=c, duration=DURATION,
+                                       warmup=WARMUP))
+        f = {"c": c, **{f"{n}_{k}": median([r[k] for r in rs]) for n, rs in runs.items()
+                        for k in ("rps", "p50_ms", "p99_ms")},
+             "errors": sum(r["errors"] for rs in runs.values() for r in rs)}
+        f["ratio"] = f["podium_rps"] / f["relay_rps"]
+        f["added_p50"] = f["podium_p50_ms"] - f["relay_p50_ms"]
+        figures.append(f)
+        section.rows.append([c, fmt(f["relay_rps"], 0), fmt(f["podium_rps"], 0), fmt(f["ratio"], 2),
+                             fmt(f["relay_p50_ms"], 2), fmt(f["podium_p50_ms"], 2), fmt(f["added_p50"], 2),
+                             fmt(f["relay_p99_ms"], 2), fmt(f["podium_p99_ms"], 2), f["errors"]])
+        section.target(f"run throughput >= 0.8x relay at c={c}", f"{f['ratio']:.2f}x", f["ratio"] >= 0.8)
+    one = next((f for f in figures if f["c"] == 1), None)
+    if one:
+        section.target("added p50 <= 1 ms at c=1", f"{one['added_p50']:.2f} ms", one["added_p50"] <= 1.0)
+    return figures
+
+
+def memory(relay, podium, section: Section) -> None:  # noqa: ANN001
+    """RSS after each quarter of RSS_RUNS runs at concurrency 16; flat means the last half adds
+    (almost) nothing."""
+    rows = {}
+    for name, server in (("relay", relay), ("podium", podium)):
+        samples = [server.rss_kb()]
+        for _ in range(4):
+            out = load("http", server.url + PATH, BODY, concurrency=16, requests=RSS_RUNS // 4)
+            if out["errors"]:
+                section.notes.append(f"{name}: {out['errors']} errors during the memory runs: {out['first_errors']}")
+            samples.append(server.rss_kb())
+        rows[name] = samples
+        per_run = (samples[4] - samples[2]) * 1024 / (RSS_RUNS / 2)
+        section.notes.append(
+            f"{name} RSS over {RSS_RUNS:,} runs (KB, start then after each quarter): "
+            f"{' -> '.join(f'{s:,}' for s in samples)}; last half: {per_run:,.0f} bytes/run, "
+            f"whole: {(samples[4] - samples[0]) * 1024 / RSS_RUNS:,.0f} bytes/run")
+    podium_rows = rows["podium"]
+    last_half = (podium_rows[4] - podium_rows[2]) * 1024 / (RSS_RUNS / 2)
+    # Flat: under 100 bytes a run over the last half (1 MB per 10,000 runs; allocator noise).
+    section.target(f"RSS flat over {RSS_RUNS:,} runs", f"{last_half:,.0f} B/run in the last half",
+                   last_half <= 100)
+
+
+def run() -> Section:
+    section = Section("1. Non-streaming agent run (`POST /v1/agents/{name}/run`) vs relay",
+                      headers=["concurrency", "relay req/s", "podium req/s", "ratio", "relay p50 ms",
+                               "podium p50 ms", "added p50 ms", "relay p99 ms", "podium p99 ms", "errors"])
+    section.notes.append(
+        f"The upstream answers {TOKENS} tokens at once; Podium (agent `single` pattern, openai provider) and "
+        "the relay both ask it for a streamed answer and return JSON; Podium also records session, "
+        "messages and turn in SQLite before answering. A new session per request (no session_id). "
+        f"Medians of {REPEAT} interleaved repetitions of {DURATION:g} s (after {WARMUP:g} s warm-up).")
+    with start_upstream().wait_healthy() as upstream, \
+            start_relay(upstream, {"bench-run": {"max_tokens": TOKENS}}).wait_healthy() as relay, \
+            start_podium([upstream_agent("bench-run", upstream, TOKENS)]).wait_healthy() as podium:
+        for server in (relay, podium):
+            load("http", server.url + PATH, BODY, concurrency=16, requests=500)  # warm every cache
+        figures = throughput(relay, podium, section)
+        if PROFILE and any(f["ratio"] < 0.8 for f in figures):
+            with Profile(podium.pid, DURATION + 1, "s1_run_c16") as profile:
+                load("http", podium.url + PATH, BODY, concurrency=16, duration=DURATION, warmup=0)
+            section.notes.append("Profile of Podium at c=16 (bench/profiles/s1_run_c16.txt):\n\n```\n"
+                                 + "\n".join(profile.summary().splitlines()[:32]) + "\n```")
+        memory(relay, podium, section)
+    return section
