@@ -39,6 +39,8 @@ def test_counters_move_by_exactly_what_was_done(podium):
     assert counters.get("provider.scripted.errors", 0) == 0
     assert counters["tokens.input"] == usage["input_tokens"]
     assert counters["tokens.output"] == usage["output_tokens"]
+    assert counters["provider.scripted.input_tokens"] == usage["input_tokens"]
+    assert counters["provider.scripted.output_tokens"] == usage["output_tokens"]
     latency = histograms["agent.latency_ms"]
     assert latency["count"] == 3 and latency["min"] <= latency["avg"] <= latency["max"]
     assert abs(latency["sum"] - latency["avg"] * 3) < 0.01

@@ -104,6 +104,8 @@ class Metrics:
             self.incr("llm.errors")
             self.incr(f"provider.{provider}.errors")
         else:
+            self.incr(f"provider.{provider}.input_tokens", attempt.get("input_tokens", 0))
+            self.incr(f"provider.{provider}.output_tokens", attempt.get("output_tokens", 0))
             self.observe("llm.latency_ms", float(attempt.get("ms") or 0))
             self.observe(f"provider.{provider}.latency_ms", float(attempt.get("ms") or 0))
         with self._lock:
