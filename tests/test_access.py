@@ -57,6 +57,10 @@ def test_403_for_agents_outside_allowed_agents_on_every_dialect(podium):
     assert default.status_code == 403
     runtime = http.post("/v1/agents/other/run", json={"query": "hi"}, headers=ALICE)
     assert runtime.status_code == 403 and set(runtime.json()) == {"detail"}
+    for path in ("/v1/agents/other", "/v1/memory/other/history/s"):
+        named = http.get(path, headers=ALICE)
+        assert named.status_code == 403 and set(named.json()) == {"detail"}
+    assert http.get("/v1/agents/echo", headers=ALICE).status_code == 200
     for path in ("/v1/query", "/v1/stream"):
         gateway = http.post(path, json={"prompt": "hi", "agent": "other"}, headers=ALICE)
         assert gateway.status_code == 403 and set(gateway.json()) == {"error"}

@@ -7,18 +7,24 @@ belongs to; the principal it finds is kept on the request scope and in
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from podium.api._dialect import CHAT, CONSOLE, GATEWAY, RUNTIME, WORK, Dialect
-from podium.errors import PodiumError, RateLimited, Unauthorized
+from podium.errors import Forbidden, PodiumError, RateLimited, Unauthorized
 from podium.services.access import current_principal
 
 HEALTH = frozenset({"/health", "/v1/health", "/api/health"})
 _GATEWAY = ("/v1/query", "/v1/stream", "/v1/triggers")
 _OPENAI = ("/v1/chat/completions", "/v1/models")
 _WORK = ("/api/tasks", "/api/sessions", "/api/projects")
+# Runtime routes that name an agent in the path without starting a run (runs are checked by
+# the conversation service): reading, deleting, its memory.
+_AGENT_PATH = re.compile(r"^/v1/(?:agents|memory)/([^/]+)")
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -84,6 +90,13 @@ class AccessGate:
                 await self._refuse(scope, receive, send, Unauthorized(
                     "a valid token is required (Authorization: Bearer <token> or x-api-key)"))
                 return
+            named = _AGENT_PATH.match(scope["path"])
+            if named is not None:
+                try:
+                    core.access.check_agent(unquote(named[1]), principal)
+                except Forbidden as exc:
+                    await self._refuse(scope, receive, send, exc)
+                    return
         scope.setdefault("state", {})["principal"] = principal
         reset = current_principal.set(principal)
         try:
