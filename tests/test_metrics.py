@@ -77,7 +77,7 @@ def test_doctor_reports_a_failing_provider(podium, fake_upstream):
     dead = {"name": "dead", "model": {"provider": "openai", "model": "m",
                                       "base_url": f"http://127.0.0.1:{closed_port()}/v1"}}
     alive = {"name": "alive", "model": {"provider": "openai", "model": "fake-model", "base_url": fake_upstream.base_url}}
-    server = podium([ECHO, dead, alive])
+    server = podium([ECHO, dead, alive], config={"embedder": "openai", "embedder_base_url": fake_upstream.base_url})
     doctor = server.http.get("/v1/system/doctor").json()
     checks = {c["name"]: c for c in doctor["checks"]}
     assert checks["provider:openai/m"]["status"] == "failing"
@@ -85,6 +85,7 @@ def test_doctor_reports_a_failing_provider(podium, fake_upstream):
     assert checks["provider:openai/fake-model"]["status"] == "healthy"
     assert checks["provider:scripted/echo"]["status"] == "healthy"
     assert checks["database"]["status"] == "healthy"
+    assert checks["embedder"]["status"] == "healthy" and "3 dimensions" in checks["embedder"]["message"]
     assert checks["disk"]["status"] in ("healthy", "degraded")
     assert doctor["summary"]["failing"] == 1
     assert sum(doctor["summary"].values()) == len(doctor["checks"])
@@ -108,13 +109,14 @@ def test_cli_status_and_doctor(tmp_path):
     agents.mkdir()
     (agents / "echo.yaml").write_text("name: echo\nmodel: scripted/echo\n")
     args = ["--data-dir", str(tmp_path / "data"), "--agents-dir", str(agents)]
-    runner = CliRunner()
+    runner = CliRunner(env={"PODIUM_EMBEDDER": "none"})
     status = runner.invoke(app, ["status", *args])
     assert status.exit_code == 0, status.output
     assert "agents_loaded" in status.output and "standalone" in status.output
     healthy = runner.invoke(app, ["doctor", *args])
     assert healthy.exit_code == 0, healthy.output
     assert "provider:scripted/echo" in healthy.output and "0 failing" in healthy.output
+    assert "no embedder configured" in healthy.output
     (agents / "dead.yaml").write_text(
         f"name: dead\nmodel: {{provider: openai, model: m, base_url: 'http://127.0.0.1:{closed_port()}/v1'}}\n")
     failing = runner.invoke(app, ["doctor", *args])
