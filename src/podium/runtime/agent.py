@@ -109,6 +109,8 @@ class MemoryConfig(BaseModel):
 
     strategy: Literal["sliding_window", "token_budget", "summary"] = "sliding_window"
     max_turns: int = Field(20, ge=1, le=1000)
+    # For `token_budget`: the model's context window in tokens.
+    max_context_tokens: int = Field(4096, ge=256, le=10_000_000)
     semantic: bool = True
 
 

@@ -1,0 +1,1 @@
+"""Embedders: text to unit vectors, behind one small Protocol (see base.py)."""

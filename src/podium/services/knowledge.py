@@ -1,0 +1,191 @@
+"""RAG: collections of chunked, embedded documents, queried by meaning (and optionally words).
+
+Vectors live in the database; each collection's vectors are also kept as one float32 matrix
+in a bounded in-memory cache, so a query is one embedding plus one matrix-vector product,
+whatever the collection's size. Ingest and delete invalidate the collection's entry.
+
+Scores are cosine similarities clamped into [0, 1]: a negative cosine (an unrelated or
+opposite text) scores 0. Hybrid mode fuses the vector ranking with SQLite FTS5 BM25 by
+reciprocal rank fusion (k = 60); the score shown is still the cosine, so `score_threshold`
+means the same in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from podium.errors import Conflict, NotFound, Unprocessable
+from podium.runtime.chunking import chunk_text, check
+from podium.runtime.embeddings.base import Embedder
+from podium.store.knowledge import KnowledgeStore
+from podium.store.memory import fts_match
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RRF_K = 60
+
+Loaded = tuple[np.ndarray, Any, np.ndarray]  # ids, extra per-row data, vectors
+
+
+class MatrixCache:
+    """Least-recently-used vector matrices, bounded by their total size in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, Loaded] = OrderedDict()
+        self._generation: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, key: str, load: Callable[[], Awaitable[Loaded]]) -> Loaded:
+        """The cached matrix, or a fresh load (concurrent misses for one key load once)."""
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key in self._entries:
+                return self._entries[key]
+            generation = self._generation.get(key, 0)
+            entry = await load()
+            # A write that happened while loading makes this entry stale: use it once, keep it not.
+            if generation == self._generation.get(key, 0):
+                self._put(key, entry)
+            return entry
+
+    def append(self, key: str, ids: np.ndarray, extra: list[Any], vectors: np.ndarray) -> None:
+        """Add rows to a cached entry (if any) instead of dropping it."""
+        self._generation[key] = self._generation.get(key, 0) + 1
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry[2].shape[1] == vectors.shape[1]:
+            self._put(key, (np.concatenate([entry[0], ids]), [*entry[1], *extra],
+                            np.concatenate([entry[2], vectors])))
+
+    def invalidate(self, key: str) -> None:
+        self._generation[key] = self._generation.get(key, 0) + 1
+        self._entries.pop(key, None)
+
+    def _put(self, key: str, entry: Loaded) -> None:
+        if entry[2].nbytes > self.max_bytes:
+            return
+        self._entries[key] = entry
+        while sum(e[2].nbytes for e in self._entries.values()) > self.max_bytes:
+            self._entries.popitem(last=False)
+
+
+def top_matches(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indexes of the k best cosine matches, best first, and their clamped scores."""
+    if len(vectors) == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    scores = vectors @ query
+    k = min(k, len(scores))
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return best, np.clip(scores[best], 0.0, 1.0)
+
+
+class KnowledgeService:
+    """Ingest, query, list and delete RAG collections."""
+
+    def __init__(self, store: KnowledgeStore, embedder: Embedder, cache: MatrixCache) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.cache = cache
+
+    async def ingest(self, collection: str, documents: list[dict[str, Any]], chunk_size: int = 512,
+                     chunk_overlap: int = 50) -> dict[str, Any]:
+        """Chunk, embed and store documents; the whole ingest is one transaction."""
+        _check_name(collection)
+        check(chunk_size, chunk_overlap)
+        if not documents:
+            raise Unprocessable("documents must not be empty")
+        chunks: list[dict[str, Any]] = []
+        for number, document in enumerate(documents):
+            pieces = chunk_text(document.get("text") or "", chunk_size, chunk_overlap)
+            if not pieces:
+                raise Unprocessable(f"documents[{number}].text is empty")
+            chunks += [{"document": number, "position": i, "text": p, "meta": document.get("metadata") or {}}
+                       for i, p in enumerate(pieces)]
+        existing = await self.store.get_collection(collection)
+        if existing is not None and existing["embedder"] != self.embedder.name:
+            raise Conflict(f"collection {collection!r} was embedded with {existing['embedder']}, "
+                           f"the server now uses {self.embedder.name}; delete and re-ingest it")
+        vectors = await self.embedder.embed([c["text"] for c in chunks])
+        # Collections keep numbering documents where they left off, so metadata stays per document.
+        offset = (existing or {}).get("documents", 0)
+        for chunk in chunks:
+            chunk["document"] += offset
+        await self.store.add(collection, self.embedder.name, vectors.shape[1], len(documents), chunks, vectors)
+        self.cache.invalidate(f"rag:{collection}")
+        return {"collection": collection, "documents_ingested": len(documents), "chunks_created": len(chunks)}
+
+    async def query(self, collection: str, query: str, top_k: int = 5, score_threshold: float = 0.0,
+                    mode: str = "vector") -> list[dict[str, Any]]:
+        """The best chunks for `query`: `{text, score, metadata}`, best first."""
+        info = await self.store.get_collection(collection)
+        if info is None:
+            raise NotFound(f"collection {collection!r} not found", code="COLLECTION_NOT_FOUND")
+        if not query.strip():
+            raise Unprocessable("query must not be empty")
+        ids, _, vectors = await self.cache.get(f"rag:{collection}",
+                                               lambda: self._load(collection, info["dimension"]))
+        vector = (await self.embedder.embed([query]))[0]
+        if vector.shape[0] != vectors.shape[1] and len(vectors):
+            raise Conflict(f"collection {collection!r} has {vectors.shape[1]}-dimensional vectors; "
+                           f"the embedder gives {vector.shape[0]}")
+        if mode == "hybrid":
+            ranked = await self._hybrid(collection, query, ids, vectors, vector, top_k)
+        else:
+            rows, scores = top_matches(vectors, vector, top_k)
+            ranked = [(int(ids[r]), float(s)) for r, s in zip(rows, scores, strict=True)]
+        ranked = [(i, s) for i, s in ranked if s >= score_threshold]
+        found = await self.store.chunks([i for i, _ in ranked])
+        return [{"text": found[i]["text"], "score": round(s, 6), "metadata": found[i]["metadata"]}
+                for i, s in ranked if i in found]
+
+    async def _load(self, collection: str, dimension: int) -> Loaded:
+        ids, vectors = await self.store.matrix(collection, dimension)
+        return ids, [], vectors
+
+    async def _hybrid(self, collection: str, query: str, ids: np.ndarray, vectors: np.ndarray,
+                      vector: np.ndarray, top_k: int) -> list[tuple[int, float]]:
+        """Reciprocal rank fusion of the vector and BM25 rankings; scores stay cosines."""
+        depth = max(top_k * 4, 50)
+        rows, _ = top_matches(vectors, vector, depth)
+        vector_ranked = [int(ids[r]) for r in rows]
+        match = fts_match(query, drop_common=True)
+        keyword_ranked = await self.store.keyword_ranks(collection, match, depth) if match else []
+        fused: dict[int, float] = {}
+        for ranking in (vector_ranked, keyword_ranked):
+            for rank, chunk_id in enumerate(ranking):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        # Ids are sorted (the matrix is loaded in id order); a chunk the matrix lacks is skipped.
+        order = np.array(sorted(fused, key=lambda i: -fused[i]), dtype=np.int64)
+        if len(order) == 0 or len(ids) == 0:
+            return []
+        positions = np.searchsorted(ids, order)
+        known = (positions < len(ids)) & (ids[np.minimum(positions, len(ids) - 1)] == order)
+        order, positions = order[known][:top_k], positions[known][:top_k]
+        cosines = np.clip(vectors[positions] @ vector, 0.0, 1.0)
+        return [(int(i), float(c)) for i, c in zip(order, cosines, strict=True)]
+
+    async def collections(self) -> list[dict[str, Any]]:
+        return [{"name": c["name"], "documents": c["documents"], "chunks": c["chunks"],
+                 "embedder": c["embedder"], "dimension": c["dimension"],
+                 "created_at": c["created_at"], "updated_at": c["updated_at"]}
+                for c in await self.store.list_collections()]
+
+    async def delete(self, collection: str) -> dict[str, Any]:
+        if await self.store.get_collection(collection) is None:
+            raise NotFound(f"collection {collection!r} not found", code="COLLECTION_NOT_FOUND")
+        removed = await self.store.delete_collection(collection)
+        self.cache.invalidate(f"rag:{collection}")
+        return {"status": "deleted", "collection": collection, "chunks_deleted": removed}
+
+
+def _check_name(name: str) -> None:
+    if not COLLECTION_NAME.match(name):
+        raise Unprocessable("collection must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")

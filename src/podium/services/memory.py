@@ -1,0 +1,270 @@
+"""Agent memory: what a run is reminded of, and what it leaves behind.
+
+- Conversation history per the agent's strategy (runtime/memory.py), called by
+  ConversationService._context; `summary` stores its LLM-written summary.
+- Semantic memory: every user message an agent sees is embedded (in the background, through
+  a bounded queue, so runs never wait for it) and stored with {session_id, timestamp}; the
+  closest memories from the agent's OTHER sessions join later runs' context.
+- Knowledge: an agent's `knowledge` collections add their best chunks to its context.
+- Working notes and facts written with the `remember` tool; the episodic view of runs and
+  tool calls; full-text search over messages and notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import numpy as np
+
+from podium.errors import PodiumError, Unprocessable
+from podium.ids import iso, now_ms
+from podium.runtime import memory as strategies
+from podium.runtime.agent import AgentSpec
+from podium.runtime.embeddings.base import Embedder
+from podium.runtime.loop import RunState
+from podium.runtime.providers.base import ModelRequest
+from podium.runtime.events import TextDelta
+from podium.services.knowledge import KnowledgeService, MatrixCache, top_matches
+from podium.settings import Settings
+from podium.store.conversations import ConversationStore, TurnRecord
+from podium.store.memory import MemoryStore
+
+log = logging.getLogger(__name__)
+
+Pending = tuple[str, str, str, int]  # agent, session_id, text, created_at
+
+
+class MemoryService:
+    """Semantic memory, notes, conversation strategies and memory search."""
+
+    def __init__(self, settings: Settings, store: MemoryStore, conversations: ConversationStore,
+                 embedder: Embedder, cache: MatrixCache, knowledge: KnowledgeService, loop: Any) -> None:
+        self.settings = settings
+        self.store = store
+        self.conversations = conversations
+        self.embedder = embedder
+        self.cache = cache
+        self.knowledge = knowledge
+        self.loop = loop
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=settings.memory_queue_size)
+        self._worker: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    # -- conversation history -----------------------------------------------------------
+
+    async def history(self, spec: AgentSpec, session_id: str, system: dict[str, Any],
+                      message: str) -> list[dict[str, Any]]:
+        """The past messages a run of `spec` sends, per its memory strategy."""
+        config = spec.memory
+        if config.strategy == "summary":
+            return await self._summarised(spec, session_id)
+        rows = await self.conversations.history(session_id, self.settings.history_limit)
+        past = [{"role": m["role"], "content": m["content"]} for m in rows]
+        if config.strategy == "token_budget":
+            model = (spec.model or self.loop.default_model).primary
+            budget = (config.max_context_tokens - strategies.message_tokens(system)
+                      - strategies.message_tokens({"content": message}) - (model.max_tokens or 0))
+            return strategies.token_budget(past, budget)
+        return strategies.sliding_window(past, config.max_turns)
+
+    async def _summarised(self, spec: AgentSpec, session_id: str) -> list[dict[str, Any]]:
+        stored = await self.store.summary(session_id, spec.name)
+        summary = stored["summary"] if stored else None
+        pending = await self.store.messages_after(session_id, spec.name, stored["upto_message_id"] if stored else 0)
+        fold = strategies.fold_point(len(pending), spec.memory.max_turns)
+        if fold:
+            written = await self._summarise(spec, summary, pending[:fold])
+            if written is not None:
+                summary = written
+                await self.store.put_summary(session_id, spec.name, summary, pending[fold - 1]["id"])
+                pending = pending[fold:]
+        recent = [{"role": m["role"], "content": m["content"]} for m in pending]
+        return ([strategies.summary_message(summary)] if summary else []) + recent
+
+    async def _summarise(self, spec: AgentSpec, previous: str | None,
+                         messages: list[dict[str, Any]]) -> str | None:
+        """The agent's own models write the new summary; None if none could (nothing is lost:
+        the messages stay unsummarised and are sent verbatim)."""
+        request = ModelRequest(messages=[{"role": "system", "content": strategies.SUMMARY_PROMPT},
+                                         {"role": "user", "content": strategies.transcript(previous, messages)}])
+        for ref in (spec.model or self.loop.default_model).candidates:
+            try:
+                provider = self.loop.providers.get(ref)
+                text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+            except Exception as exc:  # a provider's failure only delays the fold
+                log.warning("summary by %s failed: %s", ref.label, exc)
+                continue
+            if text.strip():
+                return text.strip()
+        return None
+
+    # -- run hooks ----------------------------------------------------------------------
+
+    async def before_run(self, state: RunState) -> None:
+        """Add knowledge, working notes and recalled memories to the run's system message."""
+        message = _last_user(state.messages)
+        if not message:
+            return
+        parts = [await self._knowledge_part(state.spec, message),
+                 await self._notes_part(state.spec, state.session_id),
+                 await self._recall_part(state.spec, state.session_id, message)]
+        extra = "\n\n".join(p for p in parts if p)
+        if not extra:
+            return
+        if state.messages and state.messages[0].get("role") == "system":
+            first = state.messages[0]
+            state.messages[0] = {**first, "content": f"{first['content']}\n\n{extra}"}
+        else:
+            state.messages.insert(0, {"role": "system", "content": extra})
+
+    async def _knowledge_part(self, spec: AgentSpec, message: str) -> str | None:
+        if not spec.knowledge or not self.embedder.available:
+            return None
+        lines = []
+        for collection in spec.knowledge:
+            try:
+                found = await self.knowledge.query(collection, message, top_k=3,
+                                                   score_threshold=self.settings.memory_recall_min_score)
+            except PodiumError as exc:  # a missing collection must not stop the agent
+                log.warning("knowledge %s unavailable for %s: %s", collection, spec.name, exc)
+                continue
+            lines += [f"- [{collection}] {r['text']}" for r in found]
+        return "Relevant knowledge:\n" + "\n".join(lines) if lines else None
+
+    async def _notes_part(self, spec: AgentSpec, session_id: str) -> str | None:
+        if "remember" not in spec.tools:
+            return None
+        notes = await self.store.notes(session_id=session_id, limit=20)
+        lines = [f"- {n['content']}" + (f" ({n['category']})" if n["category"] else "") for n in reversed(notes)]
+        return "Notes you saved in this session:\n" + "\n".join(lines) if lines else None
+
+    async def _recall_part(self, spec: AgentSpec, session_id: str, message: str) -> str | None:
+        if not self._semantic_on(spec) or self.settings.memory_recall_top_k == 0:
+            return None
+        if not await self.store.has_other_sessions(spec.name, session_id):
+            return None
+        try:
+            found = await self.semantic_search(spec.name, message, self.settings.memory_recall_top_k,
+                                               exclude_session=session_id,
+                                               min_score=self.settings.memory_recall_min_score, fresh=False)
+        except PodiumError as exc:
+            log.warning("semantic recall for %s failed: %s", spec.name, exc)
+            return None
+        lines = [f"- {r['text']}" for r in found]
+        return "From earlier conversations with this user:\n" + "\n".join(lines) if lines else None
+
+    async def after_run(self, state: RunState, record: TurnRecord) -> None:
+        """Queue the user's message for embedding; never waits, drops when the queue is full."""
+        if not record.user_message or not self._semantic_on(state.spec):
+            return
+        try:
+            self._queue.put_nowait((state.spec.name, record.session_id, record.user_message, now_ms()))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._embed_pending(), name="memory:semantic")
+
+    def _semantic_on(self, spec: AgentSpec) -> bool:
+        return spec.memory.semantic and self.embedder.available
+
+    async def _embed_pending(self) -> None:
+        """Embed and store queued messages in batches until the queue is empty."""
+        while not self._queue.empty():
+            batch = [self._queue.get_nowait() for _ in range(min(self._queue.qsize(), 256))]
+            try:
+                vectors = await self.embedder.embed([text for _, _, text, _ in batch])
+                rows = [{"agent": a, "session_id": s, "text": t, "created_at": at} for a, s, t, at in batch]
+                ids = await self.store.add_semantic(rows, vectors, self.embedder.name)
+            except Exception:  # memory is best effort; the run it came from is long recorded
+                log.exception("could not store %d semantic memories", len(batch))
+                continue
+            for agent in {a for a, _, _, _ in batch}:
+                mine = [i for i, row in enumerate(rows) if row["agent"] == agent]
+                self.cache.append(f"memory:{agent}", np.array([ids[i] for i in mine], dtype=np.int64),
+                                  [rows[i]["session_id"] for i in mine], vectors[mine])
+
+    async def flush(self) -> None:
+        """Wait until every queued message is stored (tests, shutdown)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.wait({self._worker})
+
+    async def stop(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._worker), timeout=10)
+        await self.embedder.close()
+
+    # -- semantic memory ----------------------------------------------------------------
+
+    async def semantic_search(self, agent: str, query: str, top_k: int = 5, *, exclude_session: str | None = None,
+                              min_score: float = 0.0, fresh: bool = True) -> list[dict[str, Any]]:
+        """An agent's memories closest to `query`: `{text, score, metadata: {session_id, timestamp}}`.
+        `fresh` first waits for queued messages to be stored (a run's recall does not wait)."""
+        if not query.strip():
+            raise Unprocessable("query must not be empty")
+        if fresh:
+            await self.flush()
+        vector = (await self.embedder.embed([query]))[0]
+        ids, sessions, vectors = await self.cache.get(
+            f"memory:{agent}", lambda: self.store.semantic_matrix(agent, self.embedder.name, len(vector)))
+        rows, scores = top_matches(vectors, vector, len(vectors) if exclude_session else top_k)
+        picked = [(int(ids[r]), float(s)) for r, s in zip(rows, scores, strict=True)
+                  if s >= min_score and sessions[r] != exclude_session][:top_k]
+        found = await self.store.semantic_rows([i for i, _ in picked])
+        return [{"text": found[i]["text"], "score": round(s, 6),
+                 "metadata": {"session_id": found[i]["session_id"], "timestamp": iso(found[i]["created_at"])}}
+                for i, s in picked if i in found]
+
+    # -- notes, facts, episodes, search -------------------------------------------------
+
+    async def remember(self, agent: str | None, session_id: str | None, content: str,
+                       category: str | None = None) -> dict[str, Any]:
+        if not content.strip():
+            raise Unprocessable("content must not be empty")
+        return note_body(await self.store.add_note(agent, session_id, content.strip(),
+                                                   category.strip().lower() if category else None))
+
+    async def working(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return [note_body(n) for n in await self.store.notes(kind="working", session_id=session_id, limit=limit)]
+
+    async def facts(self, category: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        category = category.lower() if category else None
+        return [note_body(n) for n in await self.store.notes(kind="fact", category=category, limit=limit)]
+
+    async def categories(self) -> list[dict[str, Any]]:
+        return await self.store.categories()
+
+    async def episodic(self, agent: str | None = None, session_id: str | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+        """Runs, their tool calls and their outcomes as a time line, newest first."""
+        return [episode_body(run) for run in await self.store.episodes(agent=agent, session_id=session_id,
+                                                                        limit=limit)]
+
+    async def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        if not query.strip():
+            raise Unprocessable("q must not be empty")
+        return [{"source": r["source"], "id": r["id"], "session_id": r["session_id"], "agent": r["agent"],
+                 "role": r["role"], "category": r["category"], "content": r["content"],
+                 "snippet": r["snippet"], "timestamp": iso(r["created_at"])}
+                for r in await self.store.search(query, limit)]
+
+
+def note_body(note: dict[str, Any]) -> dict[str, Any]:
+    return {"id": note["id"], "agent": note["agent"], "session_id": note["session_id"], "kind": note["kind"],
+            "category": note["category"], "content": note["content"], "timestamp": iso(note["created_at"])}
+
+
+def episode_body(run: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "run", "turn_id": run["id"], "session_id": run["session_id"], "agent": run["agent"],
+            "outcome": run["status"], "error": run["error"], "model": run["model"],
+            "duration_ms": round(run["total_ms"] or 0, 2), "timestamp": iso(run["created_at"]),
+            "tool_calls": [{"tool": c["tool"], "input": c["input"], "outcome": "error" if c["is_error"] else "ok",
+                            "duration_ms": round(c["duration_ms"] or 0, 2)} for c in run["tool_calls"]]}
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str:
+    return next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")

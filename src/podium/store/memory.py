@@ -1,0 +1,223 @@
+"""Agent memory tables: embedded user messages (semantic recall), notes and facts written by
+the `remember` tool, and stored conversation summaries; plus full-text search and the
+episodic view over the conversation tables.
+
+On SQLite, migration 0003 adds external-content FTS5 tables over `messages` and
+`memory_notes`, kept in step by triggers, so search sees every message ever stored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text, and_, func, or_, select, text
+
+from podium.ids import now_ms
+from podium.store.db import Database, insert_for
+from podium.store.knowledge import vectors_from
+from podium.store.tables import messages, metadata, tool_calls, turns
+
+memory_semantic = Table(
+    "memory_semantic",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent", String(64), nullable=False),
+    Column("session_id", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("embedder", String(200), nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Index("ix_memory_semantic_agent", "agent", "embedder", "id"),
+)
+
+memory_notes = Table(
+    "memory_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent", String(64)),
+    Column("session_id", String(200)),
+    Column("kind", String(16), nullable=False),  # working (session note) | fact (has a category)
+    Column("category", String(64)),
+    Column("content", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Index("ix_memory_notes_session", "session_id", "id"),
+    Index("ix_memory_notes_category", "category", "id"),
+)
+
+conversation_summaries = Table(
+    "conversation_summaries",
+    metadata,
+    Column("session_id", String(200), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("summary", Text, nullable=False),
+    Column("upto_message_id", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+# Words too common to say anything about relevance; left out of hybrid retrieval's keyword side.
+STOPWORDS = frozenset(
+    "a an and are as at be by do does for from how i in is it me my of on or our so that the their "
+    "them then there these they this to was we were what when where which who why will with you your".split())
+
+
+def fts_match(query: str, *, drop_common: bool = False) -> str | None:
+    """A user's words as a safe FTS5 expression (each word quoted, any may match)."""
+    words = [w for w in _WORD.findall(query) if not (drop_common and w.lower() in STOPWORDS)]
+    return " OR ".join(f'"{w}"' for w in words[:32]) or None
+
+
+class MemoryStore:
+    """Reads and writes the memory tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert = insert_for(db.engine)
+
+    # -- semantic memory ----------------------------------------------------------------
+
+    async def add_semantic(self, rows: list[dict[str, Any]], vectors: np.ndarray, embedder: str) -> list[int]:
+        ids = []
+        async with self.db.engine.begin() as conn:
+            for row, vector in zip(rows, np.ascontiguousarray(vectors, dtype=np.float32), strict=True):
+                result = await conn.execute(memory_semantic.insert().values(
+                    **row, embedder=embedder, vector=vector.tobytes()))
+                ids.append(result.inserted_primary_key[0])
+        return ids
+
+    async def semantic_matrix(self, agent: str, embedder: str, dimension: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Ids, session ids and vectors of an agent's memories made by this embedder."""
+        query = (select(memory_semantic.c.id, memory_semantic.c.session_id, memory_semantic.c.vector)
+                 .where(memory_semantic.c.agent == agent, memory_semantic.c.embedder == embedder)
+                 .order_by(memory_semantic.c.id))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return ids, [r[1] for r in rows], vectors_from([r[2] for r in rows], dimension)
+
+    async def semantic_rows(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        query = select(memory_semantic.c.id, memory_semantic.c.text, memory_semantic.c.session_id,
+                       memory_semantic.c.created_at).where(memory_semantic.c.id.in_(ids))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r.id: dict(r._mapping) for r in rows}
+
+    async def has_other_sessions(self, agent: str, session_id: str) -> bool:
+        query = select(memory_semantic.c.id).where(
+            memory_semantic.c.agent == agent, memory_semantic.c.session_id != session_id).limit(1)
+        async with self.db.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
+    # -- notes and facts ----------------------------------------------------------------
+
+    async def add_note(self, agent: str | None, session_id: str | None, content: str,
+                       category: str | None) -> dict[str, Any]:
+        row = {"agent": agent, "session_id": session_id, "kind": "fact" if category else "working",
+               "category": category, "content": content, "created_at": now_ms()}
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(memory_notes.insert().values(**row))
+        return {"id": result.inserted_primary_key[0], **row}
+
+    async def notes(self, *, kind: str | None = None, session_id: str | None = None,
+                    category: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(memory_notes).order_by(memory_notes.c.id.desc()).limit(limit)
+        for column, value in (("kind", kind), ("session_id", session_id), ("category", category)):
+            if value is not None:
+                query = query.where(memory_notes.c[column] == value)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def categories(self) -> list[dict[str, Any]]:
+        query = (select(memory_notes.c.category, func.count().label("count"))
+                 .where(memory_notes.c.kind == "fact").group_by(memory_notes.c.category)
+                 .order_by(memory_notes.c.category))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [{"category": r.category, "count": r.count} for r in rows]
+
+    # -- conversation summaries ---------------------------------------------------------
+
+    async def summary(self, session_id: str, agent: str) -> dict[str, Any] | None:
+        query = select(conversation_summaries).where(conversation_summaries.c.session_id == session_id,
+                                                     conversation_summaries.c.agent == agent)
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return dict(row._mapping) if row else None
+
+    async def put_summary(self, session_id: str, agent: str, summary: str, upto_message_id: int) -> None:
+        values = {"summary": summary, "upto_message_id": upto_message_id, "updated_at": now_ms()}
+        stmt = self._insert(conversation_summaries).values(session_id=session_id, agent=agent, **values)
+        async with self.db.engine.begin() as conn:
+            await conn.execute(stmt.on_conflict_do_update(index_elements=["session_id", "agent"], set_=values))
+
+    async def messages_after(self, session_id: str, agent: str, after_id: int) -> list[dict[str, Any]]:
+        """A session's messages by this agent with id > after_id, oldest first."""
+        query = (select(messages.c.id, messages.c.role, messages.c.content)
+                 .where(messages.c.session_id == session_id, messages.c.agent == agent, messages.c.id > after_id)
+                 .order_by(messages.c.id))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [dict(r._mapping) for r in rows]
+
+    # -- search and episodes ------------------------------------------------------------
+
+    async def search(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """Messages and notes matching the words of `query`, best first."""
+        if self.db.is_sqlite:
+            match = fts_match(query)
+            return await self._fts_search(match, limit) if match else []
+        return await self._like_search(query, limit)
+
+    async def _fts_search(self, match: str, limit: int) -> list[dict[str, Any]]:
+        sql = text(
+            "SELECT * FROM ("
+            " SELECT 'message' AS source, m.id, m.session_id, m.agent, m.role, NULL AS category,"
+            "  m.content, snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, m.created_at,"
+            "  bm25(messages_fts) AS rank"
+            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH :match"
+            " UNION ALL"
+            " SELECT 'memory', n.id, n.session_id, n.agent, n.kind, n.category, n.content,"
+            "  snippet(memory_notes_fts, 0, '[', ']', '…', 12), n.created_at, bm25(memory_notes_fts)"
+            " FROM memory_notes_fts JOIN memory_notes n ON n.id = memory_notes_fts.rowid"
+            " WHERE memory_notes_fts MATCH :match"
+            ") ORDER BY rank LIMIT :limit")
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(sql, {"match": match, "limit": limit})).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def _like_search(self, query: str, limit: int) -> list[dict[str, Any]]:
+        # Without FTS5 (PostgreSQL): any of the words, newest first.
+        words = _WORD.findall(query)[:8]
+        if not words:
+            return []
+        found = select(messages).where(or_(*(messages.c.content.ilike(f"%{w}%") for w in words)))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(found.order_by(messages.c.id.desc()).limit(limit))).all()
+        return [{"source": "message", "id": r.id, "session_id": r.session_id, "agent": r.agent,
+                 "role": r.role, "category": None, "content": r.content, "snippet": r.content[:200],
+                 "created_at": r.created_at, "rank": 0.0} for r in rows]
+
+    async def episodes(self, *, agent: str | None, session_id: str | None, limit: int) -> list[dict[str, Any]]:
+        """Runs and their tool calls as events, newest first."""
+        run_query = select(turns.c.id, turns.c.session_id, turns.c.agent, turns.c.status, turns.c.error,
+                           turns.c.model, turns.c.total_ms, turns.c.created_at)
+        conditions = [c for c in (turns.c.agent == agent if agent else None,
+                                  turns.c.session_id == session_id if session_id else None) if c is not None]
+        if conditions:
+            run_query = run_query.where(and_(*conditions))
+        run_query = run_query.order_by(turns.c.created_at.desc(), turns.c.id).limit(limit)
+        async with self.db.engine.connect() as conn:
+            runs = [dict(r._mapping) for r in (await conn.execute(run_query)).all()]
+            calls = (await conn.execute(
+                select(tool_calls.c.id, tool_calls.c.turn_id, tool_calls.c.tool, tool_calls.c.input,
+                       tool_calls.c.is_error, tool_calls.c.duration_ms, tool_calls.c.created_at)
+                .where(tool_calls.c.turn_id.in_([r["id"] for r in runs])))).all() if runs else []
+        by_turn: dict[str, list[dict[str, Any]]] = {}
+        for call in calls:
+            by_turn.setdefault(call.turn_id, []).append(dict(call._mapping))
+        return [{**run, "tool_calls": by_turn.get(run["id"], [])} for run in runs]
