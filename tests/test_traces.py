@@ -35,6 +35,8 @@ def test_tool_run_produces_parent_child_spans(podium):
     for span in by_name["llm.call"] + by_name["tool.execute"] + by_name["memory.load"]:
         assert span["parent_id"] == root["span_id"]
     assert by_name["tool.execute"][0]["attributes"]["tool"] == "calculator"
+    hooks = [s["attributes"]["hook"] for s in by_name["run.after"]]
+    assert "Metrics.after_run" in hooks and all(s["parent_id"] == root["span_id"] for s in by_name["run.after"])
     assert by_name["llm.call"][0]["attributes"]["model"] == "scripted/calc"
     assert all(s["parent_id"] is None or s["parent_id"] in spans for s in trace["spans"])
     # The turn carries the trace id, and the single-trace route answers the same spans.

@@ -180,7 +180,8 @@ class ConversationService:
                                                  "model": record.model or "", "cost_usd": record.cost_usd})
         for hook in self.hooks.after:
             try:
-                await hook(state, record)
+                with self._tracer.start_as_current_span("run.after", attributes={"hook": _hook_name(hook)}):
+                    await hook(state, record)
             except Exception:  # an observer's failure never fails a recorded run
                 log.exception("after-run hook failed")
         return Failed(error) if error else Done(self._result(record, state))
