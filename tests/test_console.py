@@ -189,3 +189,13 @@ def test_models_and_capacity(podium, fake_upstream):
     capacity = server.http.get("/api/stats/capacity").json()
     assert capacity["tables"]["turns"] == 1 and capacity["tables"]["spans"] >= 2
     assert capacity["last_hour"]["turns"] == 1 and capacity["database_bytes"] > 0
+
+
+def test_config_hides_passwords_inside_urls():
+    from podium.services.config import masked
+    from podium.settings import Settings
+
+    shown = masked(Settings(database_url="postgresql+asyncpg://podium:hunter2@db/podium",
+                            rate_limit={"storage_uri": "redis://:hunter2@cache:6379"}))
+    assert "hunter2" not in str(shown)
+    assert shown["database_url"] == "postgresql+asyncpg://podium:***@db/podium"

@@ -7,6 +7,8 @@ import importlib.util
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from podium.api._dialect import describe_validation
 from podium.errors import BadRequest
@@ -32,7 +34,7 @@ class ConfigService:
         return self.core.settings
 
     def current(self) -> dict[str, Any]:
-        return self.settings.masked()
+        return masked(self.settings)
 
     def update(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validate every change first (all or nothing), then apply the live ones."""
@@ -53,8 +55,8 @@ class ConfigService:
         for key in live:
             setattr(self.settings, key, getattr(candidate, key))
         restart = sorted(k for k in changes if k not in LIVE_KEYS)
-        masked = candidate.masked()
-        self.pending.update({k: masked[k] for k in restart})
+        shown = masked(candidate)
+        self.pending.update({k: shown[k] for k in restart})
         self.applied = live
         self.updated_at = now_ms()
         return {"applied": live, "restart_required": restart, "config": self.current()}
@@ -79,6 +81,24 @@ class ConfigService:
             "auth": bool(self.settings.auth.tokens), "rate_limit": self.settings.rate_limit.per_ip_per_minute > 0,
             "providers": sorted(core.providers.factories),
         }
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data: SecretStr fields masked, and passwords inside URLs hidden too."""
+    data = settings.masked()
+    data["database_url"] = _hide_password(data.get("database_url", ""))
+    if isinstance(data.get("rate_limit"), dict):
+        data["rate_limit"]["storage_uri"] = _hide_password(data["rate_limit"].get("storage_uri", ""))
+    return data
+
+
+def _hide_password(url: str) -> str:
+    if not url or "@" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "**********"
 
 
 def has_embedder(core: Any) -> bool:
