@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
@@ -19,7 +20,11 @@ class Listener:
     capabilities may publish other events on the same socket; those are skipped)."""
 
     def __init__(self, url: str, **kwargs: Any) -> None:
-        self.ws: ClientConnection = connect(url, open_timeout=10, **kwargs)
+        self._stack = ExitStack()  # websockets wants its connections used as context managers
+        # An unbounded client-side queue, so that a listener a test stops reading still sees
+        # the server's close frame (a paused reader would wait out its close timeout).
+        kwargs.setdefault("max_queue", None)
+        self.ws: ClientConnection = self._stack.enter_context(connect(url, open_timeout=10, **kwargs))
 
     def take(self, count: int) -> list[tuple[str, dict[str, Any]]]:
         events = []
@@ -40,7 +45,7 @@ class Listener:
                 return events
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
 
 def project(http: Any, name: str = "Demo") -> dict[str, Any]:
