@@ -32,6 +32,8 @@ def test_trigger_answers_202_pending_then_completes(podium):
     assert done["status"] == "completed"
     assert done["result"]["response"].split() == [f"tok{i}" for i in range(5)]
     assert done["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c")
+    spans = http.get("/v1/traces/0af7651916cd43dd8448eb211c80319c").json()["spans"]
+    assert next(s for s in spans if s["name"] == "agent.run")["parent_id"] == "b7ad6b7169203331"
     # The run is an ordinary session: its history is readable through the other dialects.
     history = http.get(f"/chat/{done['session_id']}").json()["messages"]
     assert [m["role"] for m in history] == ["user", "assistant"] and history[0]["content"] == "go"

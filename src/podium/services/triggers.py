@@ -108,7 +108,10 @@ class TriggerService:
 
     async def _execute(self, row: dict[str, Any]) -> None:
         try:
-            result = await self.conversations.run(row["agent"], row["input"], row["session_id"])
+            # The caller's traceparent makes the run's span a child of the caller's trace.
+            handle = await self.conversations.start(row["agent"], row["input"], row["session_id"],
+                                                    traceparent=row.get("traceparent"))
+            result = await handle.result()
         except PodiumError as exc:
             await self.store.finish(row["id"], error=exc.message)
             return
