@@ -1,0 +1,163 @@
+"""Memory over real HTTP: semantic memory with real local embeddings, recall across sessions,
+the remember tool, console memory routes, FTS5 search, and conversation strategies."""
+
+from __future__ import annotations
+
+import json
+
+from podium.runtime.memory import SUMMARY_PROMPT
+
+ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
+
+
+def upstream_agent(base_url: str, **extra) -> dict:
+    return {"name": "pal", "orchestration": {"pattern": "single"},
+            "model": {"provider": "openai", "model": "fake-model", "base_url": base_url, "api_key": "sk-test"},
+            **extra}
+
+
+def run(server, agent: str, query: str, session: str) -> dict:
+    answer = server.http.post(f"/v1/agents/{agent}/run", json={"query": query, "session_id": session})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_semantic_memory_is_searchable_by_meaning_and_survives_restart(podium):
+    server = podium([ECHO])
+    run(server, "echo", "My favourite programming language is Rust.", "s-a")
+    run(server, "echo", "I have a golden retriever called Max.", "s-b")
+    found = server.http.get("/v1/memory/echo/semantic", params={"query": "which pet does the user own?",
+                                                                "top_k": 1}).json()
+    assert [r["text"] for r in found["results"]] == ["I have a golden retriever called Max."]
+    hit = found["results"][0]
+    assert hit["metadata"]["session_id"] == "s-b" and hit["metadata"]["timestamp"].endswith("Z")
+    assert 0 < hit["score"] <= 1
+    server.restart()
+    again = server.http.get("/v1/memory/echo/semantic", params={"query": "coding in which language"}).json()
+    assert again["results"][0]["text"] == "My favourite programming language is Rust."
+    assert len(again["results"]) == 2
+
+
+def test_semantic_route_errors_and_opt_out(podium):
+    quiet = {**ECHO, "name": "quiet", "memory": {"semantic": False}}
+    server = podium([ECHO, quiet])
+    run(server, "quiet", "A secret about the quarterly numbers.", "q1")
+    assert server.http.get("/v1/memory/quiet/semantic", params={"query": "quarterly numbers"}).json() == {"results": []}
+    missing = server.http.get("/v1/memory/ghost/semantic", params={"query": "x"})
+    assert missing.status_code == 404 and "detail" in missing.json()
+    assert server.http.get("/v1/memory/echo/semantic").status_code == 422
+    assert server.http.get("/v1/memory/echo/semantic", params={"query": "x", "top_k": 0}).status_code == 422
+
+
+def test_memories_from_other_sessions_reach_the_model(podium, fake_upstream):
+    server = podium([upstream_agent(fake_upstream.base_url)])
+    run(server, "pal", "I have a golden retriever called Max.", "first")
+    run(server, "pal", "The weather in Lisbon was lovely.", "first")
+    # Reading memory waits for the background embedding, so the next run can recall it.
+    assert server.http.get("/v1/memory/pal/semantic", params={"query": "dog"}).json()["results"]
+    run(server, "pal", "What breed is my dog?", "second")
+    system = fake_upstream.requests[-1]["messages"][0]["content"]
+    assert "golden retriever called Max" in system
+    run(server, "pal", "What breed is my dog?", "first")  # its own session's words are history, not recall
+    assert "earlier conversations" not in fake_upstream.requests[-1]["messages"][0]["content"]
+
+
+REMEMBER = {"name": "keeper", "tools": ["remember"], "orchestration": {"pattern": "react"},
+            "model": {"provider": "scripted", "model": "keeper", "script": [
+                {"tool_call": {"name": "remember", "arguments": {"content": "User prefers metric units",
+                                                                 "category": "Preferences"}}},
+                {"tool_call": {"name": "remember", "arguments": {"content": "Draft the zanzibar itinerary"}}},
+                {"reply": "Noted."}]}}
+
+
+def test_remember_tool_feeds_working_and_semantic_memory(podium):
+    server = podium([REMEMBER, ECHO])
+    body = run(server, "keeper", "Please keep this in mind.", "work-1")
+    assert [c["tool"] for c in body["tool_calls"]] == ["remember", "remember"]
+    assert json.loads(body["tool_calls"][0]["output"])["kind"] == "fact"
+    working = server.http.get("/api/memory/working/work-1").json()
+    assert [e["content"] for e in working["entries"]] == ["Draft the zanzibar itinerary"]
+    assert working["entries"][0]["agent"] == "keeper"
+    assert server.http.get("/api/memory/working/other").json()["entries"] == []
+    assert server.http.get("/api/memory/working").json()["count"] == 1
+    assert server.http.get("/api/memory/semantic/categories").json()["categories"] == [
+        {"category": "preferences", "count": 1}]
+    facts = server.http.get("/api/memory/semantic/Preferences").json()
+    assert [e["content"] for e in facts["entries"]] == ["User prefers metric units"]
+    assert server.http.get("/api/memory/semantic").json()["entries"][0]["session_id"] == "work-1"
+    assert server.http.get("/api/memory/semantic/people").json()["entries"] == []
+    events = server.http.get("/api/memory/episodic", params={"agent": "keeper"}).json()["events"]
+    assert events[0]["outcome"] == "completed" and events[0]["session_id"] == "work-1"
+    assert [c["tool"] for c in events[0]["tool_calls"]] == ["remember", "remember"]
+    assert all(c["outcome"] == "ok" for c in events[0]["tool_calls"])
+
+
+def test_working_notes_join_the_session_context(podium, fake_upstream):
+    keeper = {**REMEMBER, "name": "keeper"}
+    pal = upstream_agent(fake_upstream.base_url, tools=["remember"])
+    server = podium([keeper, pal])
+    run(server, "keeper", "Please keep this in mind.", "shared")
+    run(server, "pal", "What did we plan?", "shared")
+    assert "Draft the zanzibar itinerary" in fake_upstream.requests[-1]["messages"][0]["content"]
+
+
+def test_full_text_search_finds_words_from_past_sessions_after_restart(podium):
+    server = podium([ECHO, REMEMBER])
+    run(server, "echo", "The kumquat shipment arrives on Tuesday.", "past-1")
+    run(server, "echo", "Nothing to see here.", "past-2")
+    run(server, "keeper", "Please keep this in mind.", "past-3")
+    server.restart()
+    found = server.http.get("/api/memory/search", params={"q": "kumquat"}).json()
+    messages = [r for r in found["results"] if r["source"] == "message"]
+    assert {r["session_id"] for r in messages} == {"past-1"}
+    assert "[kumquat]" in messages[0]["snippet"] and messages[0]["timestamp"].endswith("Z")
+    notes = server.http.get("/api/memory/search", params={"q": "zanzibar"}).json()["results"]
+    assert [(r["source"], r["session_id"]) for r in notes] == [("memory", "past-3")]
+    assert server.http.get("/api/memory/search", params={"q": "\"unbalanced AND ("}).status_code == 200
+    missing = server.http.get("/api/memory/search")
+    assert missing.status_code == 400 and set(missing.json()) == {"error"}
+
+
+def test_sliding_window_keeps_the_last_turns(podium, fake_upstream):
+    server = podium([upstream_agent(fake_upstream.base_url, memory={"max_turns": 1, "semantic": False})])
+    for text in ("one", "two", "three"):
+        run(server, "pal", text, "win")
+    sent = fake_upstream.requests[-1]["messages"]
+    assert [(m["role"], m["content"]) for m in sent[1:]] == [
+        ("user", "two"), ("assistant", "Hello from upstream "), ("user", "three")]
+
+
+def test_token_budget_keeps_what_fits(podium, fake_upstream):
+    memory = {"strategy": "token_budget", "max_context_tokens": 300, "semantic": False}
+    server = podium([upstream_agent(fake_upstream.base_url, memory=memory)])
+    for i in range(6):
+        run(server, "pal", f"message {i} " + "word " * 60, "budget")  # about 80 tokens each
+    sent = fake_upstream.requests[-1]["messages"]
+    history = sent[1:-1]
+    assert 0 < len(history) < 10
+    assert sum(len(m["content"]) for m in sent) // 4 <= 300
+    assert history[-1]["content"].strip() == "Hello from upstream" and history[0]["role"] == "user"
+    assert sent[-1]["content"].startswith("message 5")
+
+
+def test_summary_is_written_once_and_stored(podium, fake_upstream):
+    server = podium([upstream_agent(fake_upstream.base_url,
+                                    memory={"strategy": "summary", "max_turns": 1, "semantic": False})])
+
+    def summaries() -> list[dict]:
+        return [r for r in fake_upstream.requests if r["messages"][0]["content"] == SUMMARY_PROMPT]
+
+    for text in ("alpha", "bravo", "charlie"):
+        run(server, "pal", text, "sum")
+    assert summaries() == []  # up to two turns stay verbatim
+    run(server, "pal", "delta", "sum")
+    assert len(summaries()) == 1
+    folded = summaries()[0]["messages"][1]["content"]
+    assert "user: alpha" in folded and "user: bravo" in folded and "charlie" not in folded
+    sent = fake_upstream.requests[-1]["messages"]
+    assert sent[1] == {"role": "system", "content": "Summary of the earlier conversation:\nHello from upstream"}
+    assert [m["content"].strip() for m in sent[2:]] == ["charlie", "Hello from upstream", "delta"]
+    server.restart()
+    run(server, "pal", "echo", "sum")  # three unsummarised turns: stored summary reused, not recomputed
+    assert len(summaries()) == 1
+    assert fake_upstream.requests[-1]["messages"][1]["content"].endswith("Hello from upstream")
