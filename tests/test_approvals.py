@@ -4,6 +4,7 @@ it is waiting and stays open, and the console approves or denies."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,3 +67,24 @@ def test_unknown_approval_is_404(podium):
     http = podium([GUARDED]).http
     response = http.post("/api/approvals/appr_nope/approve")
     assert response.status_code == 404 and set(response.json()) == {"error"}
+
+
+def test_waiting_pauses_the_orchestration_timeout(podium):
+    quick = {**GUARDED, "orchestration": {"pattern": "react", "timeout": 0.5}}
+    server = podium([quick])
+    with server.http.stream("POST", "/chat", json={"message": "go", "sessionId": "t"}) as response:
+        events = sse(response.iter_lines())
+        next(events)
+        _, waiting = next(events)
+        time.sleep(1.0)  # a person longer than the whole run's timeout
+        server.http.post(f"/api/approvals/{waiting['approval_id']}/approve")
+        rest = list(events)
+    assert rest[-1][0] == "done"
+
+
+def test_no_decision_in_time_counts_as_denial(podium):
+    server = podium([GUARDED], {"resilience": {"approval_timeout": 0.3}})
+    response = server.http.post("/v1/query", json={"prompt": "go", "agent": "guarded"})
+    assert "not approved: no decision within 0.3s" in response.json()["response"]
+    listed = server.http.get("/api/approvals", params={"status": "all"}).json()["approvals"]
+    assert [a["status"] for a in listed] == ["expired"]

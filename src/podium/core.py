@@ -87,7 +87,8 @@ class Core:
         self.budgets = BudgetService(BudgetStore(self.db), self.loop.router)
         self.conversations.hooks.before[:0] = [self.access.before_run, self.budgets.before_run]
         self.provider_keys = ProviderKeyService(settings, ProviderKeyStore(self.db), self.providers)
-        self.approvals = ApprovalService(ApprovalStore(self.db), self.bus)
+        self.approvals = ApprovalService(ApprovalStore(self.db), self.bus,
+                                         timeout=settings.resilience.approval_timeout)
         self.loop.tool_gate = self.approvals.gate
         self.triggers = TriggerService(TriggerStore(self.db), self.conversations, self.agents, self.access,
                                        workers=settings.resilience.trigger_workers)
@@ -128,6 +129,7 @@ class Core:
         self.settings.workspace_dir.mkdir(parents=True, exist_ok=True)
         self.logs.start()
         await self.db.migrate()
+        await self.tracing.prune(self.settings.trace_retention_days)
         await self.agents.load(self.settings.agents_dir)
         await self.provider_keys.load()
         await self.approvals.start()

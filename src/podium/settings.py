@@ -75,6 +75,8 @@ class ResilienceSettings(BaseModel):
     breaker_cooldown: float = Field(30.0, ge=0, description="Seconds an open breaker waits before a trial call.")
     latency_window: int = Field(10, ge=1, description="Calls in the latency moving average.")
     trigger_workers: int = Field(2, ge=1, le=64, description="Durable trigger runs executed at once.")
+    approval_timeout: float = Field(
+        3600.0, gt=0, description="Seconds a run waits for an approval before taking it as denied.")
     provider_keys_secret: SecretStr | None = Field(
         None, description="Fernet key for stored provider keys; empty means DATA_DIR/provider_keys.secret.")
 
@@ -109,6 +111,7 @@ class Settings(BaseSettings):
     log_level: str = Field("warning", description="Log level: debug, info, warning, error.")
     otlp_endpoint: str = Field(
         "", description="OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); empty: spans stay local.")
+    trace_retention_days: int = Field(30, ge=0, description="Days spans are kept (pruned at start-up); 0 keeps them.")
     log_ring_size: int = Field(2000, ge=10, description="Log records kept in memory for GET /api/logs.")
     analysis_model: str = Field(
         "", description="provider/model for the console's LLM analyses; empty means the turn's agent's model.")

@@ -53,6 +53,8 @@ class RunState:
     provider: str | None = None
     answer: str = ""
     last_request: list[dict[str, Any]] | None = None
+    # The run's orchestration timeout (an asyncio.Timeout); approvals pause it while a person decides.
+    deadline: Any = None
 
 
 class AgentLoop:

@@ -3,8 +3,8 @@
 The loop asks `gate` before running a tool call. For a gated tool it records a pending
 approval, emits `Waiting` (every streaming dialect shows it, and the stream stays open) and
 waits; approve lets the tool run, deny gives the model the denial as the tool's result.
-Waiting counts toward the run's orchestration timeout; a run that times out expires its
-approval.
+The run's orchestration timeout is paused while it waits; `resilience.approval_timeout`
+bounds the wait instead (no decision by then counts as a denial, the approval `expired`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
 class ApprovalService:
     """Pending approvals and the runs waiting on them."""
 
-    def __init__(self, store: ApprovalStore, bus: EventBus) -> None:
+    def __init__(self, store: ApprovalStore, bus: EventBus, timeout: float = 3600.0) -> None:
         self.store = store
         self.bus = bus
+        self.timeout = timeout
         self._waiting: dict[str, asyncio.Future[tuple[bool, str | None]]] = {}
 
     async def start(self) -> None:
@@ -48,15 +49,35 @@ class ApprovalService:
         self.bus.publish("approval:requested", public(row))
         state.emit(Waiting("approval", {"approval_id": row["id"], "tool": call.name, "input": call.input}))
         try:
-            approved, reason = await decision
-        except asyncio.CancelledError:  # the run timed out or the server stops
+            approved, reason = await self._wait(row["id"], decision, state.deadline)
+        except asyncio.CancelledError:  # the server stops
             await asyncio.shield(self.store.decide(row["id"], "expired", "the run ended while waiting"))
             raise
         finally:
             self._waiting.pop(row["id"], None)
         if approved:
             return None
-        return f"The call to {call.name} was denied by a person" + (f": {reason}" if reason else ".")
+        return f"The call to {call.name} was {reason}"
+
+    async def _wait(self, approval_id: str, decision: asyncio.Future[tuple[bool, str | None]],
+                    deadline: Any) -> tuple[bool, str]:
+        """Wait for the decision with the run's orchestration timeout paused (a person may take
+        longer than a model); `approval_timeout` bounds the wait instead."""
+        loop = asyncio.get_running_loop()
+        remaining = deadline.when() - loop.time() if deadline is not None and deadline.when() is not None else None
+        if remaining is not None:
+            deadline.reschedule(None)
+        try:
+            approved, reason = await asyncio.wait_for(asyncio.shield(decision), self.timeout)
+        except TimeoutError:
+            reason = f"no decision within {self.timeout:g}s"
+            if await self.store.decide(approval_id, "expired", reason):
+                return False, f"not approved: {reason}."
+            approved, reason = await decision  # decided in the same instant
+        finally:
+            if remaining is not None:
+                deadline.reschedule(loop.time() + max(remaining, 0.0))
+        return approved, "denied by a person" + (f": {reason}" if reason else ".")
 
     async def list(self, status: str | None = "pending") -> dict[str, Any]:
         rows = await self.store.list(status)

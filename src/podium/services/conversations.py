@@ -161,7 +161,8 @@ class ConversationService:
         started = time.perf_counter()
         error: PodiumError | None = None
         try:
-            async with asyncio.timeout(state.spec.orchestration.timeout):
+            async with asyncio.timeout(state.spec.orchestration.timeout) as deadline:
+                state.deadline = deadline
                 await self.loop.run(state)
         except TimeoutError:
             error = RunTimeout(f"orchestration timeout of {state.spec.orchestration.timeout:g}s exceeded")
