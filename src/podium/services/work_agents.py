@@ -45,18 +45,19 @@ class SessionWorker:
     # -- working tasks --------------------------------------------------------------------
 
     async def start(self, session_id: str) -> Session:
-        """Mark the session running and work its tasks in the background; return at once."""
+        """Work the session's tasks in the background; return the session once it is running."""
         session = await self.work.get_session(session_id)
-        if session_id in self._runs:
-            raise Conflict(f"session {session_id!r} is already being worked")
         if not session.taskIds:
             raise BadRequest(f"session {session_id!r} has no tasks to work")
         agent = self._agent(session.agentId, strict=True)
-        session = await self.work.update_session(session_id, {"status": "running", "completedAt": None})
-        run = asyncio.create_task(self._work(session, agent.name), name=f"work:{session_id}")
+        # No await between this check and registering the run: two requests cannot both start.
+        if session_id in self._runs:
+            raise Conflict(f"session {session_id!r} is already being worked")
+        running: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        run = asyncio.create_task(self._work(session, agent.name, running), name=f"work:{session_id}")
         self._runs[session_id] = run
         run.add_done_callback(lambda _t: self._runs.pop(session_id, None))
-        return session
+        return await asyncio.shield(running)  # a client hanging up does not stop the work
 
     def _agent(self, name: str | None, *, strict: bool) -> AgentSpec:
         """The session's agent; sessions without one (or, when not strict, with a name that is
@@ -66,7 +67,13 @@ class SessionWorker:
             raise BadRequest(f"session agent {name!r} is not an agent of this server")
         return spec or self.agents.get(self.settings.default_agent)
 
-    async def _work(self, session: Session, agent: str) -> None:
+    async def _work(self, session: Session, agent: str, running: asyncio.Future[Session]) -> None:
+        try:
+            running.set_result(await self.work.update_session(
+                session.id, {"status": "running", "completedAt": None}))
+        except Exception as exc:  # deleted in the meantime, or a store failure: the caller hears it
+            running.set_exception(exc)
+            return
         failed = False
         try:
             for task_id in session.taskIds:

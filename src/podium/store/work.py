@@ -310,8 +310,10 @@ class WorkStore:
             if values.get("project_id") and not await _exists(conn, projects, values["project_id"]):
                 raise BadRequest(f"project {values['project_id']!r} not found")
             values = _completion(values, current.status, "completed", "failed")
-            await conn.execute(update(sessions).where(sessions.c.id == session_id)
-                               .values(**values, last_activity=now_ms()))
+            if set(values) - {"nickname"}:  # naming a session is not activity in it
+                values["last_activity"] = now_ms()
+            if values:
+                await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
             return await self._required_session(conn, session_id)
 
     async def delete_session(self, session_id: str) -> list[Task]:
