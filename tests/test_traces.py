@@ -102,3 +102,32 @@ def test_trace_limits_and_404(podium):
         assert "detail" in response.json()
     missing = server.http.get("/v1/traces/0123456789abcdef0123456789abcdef")
     assert missing.status_code == 404 and "detail" in missing.json()
+
+
+def test_spans_past_retention_are_pruned(tmp_path):
+    import asyncio
+    import time
+
+    from podium.runtime.tracing import Tracing
+    from podium.store.db import Database
+    from podium.store.traces import TraceStore
+
+    def row(span_id: str, age_days: float) -> dict:
+        start = time.time() * 1000 - age_days * 86_400_000
+        return {"trace_id": "t" * 32, "span_id": span_id, "parent_id": None, "name": "agent.run",
+                "start_ms": start, "end_ms": start + 1, "duration_ms": 1.0, "attributes": {}, "status": "OK",
+                "agent": "a", "session_id": "s"}
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+        await db.migrate()
+        tracing = Tracing(TraceStore(db))
+        await tracing.store.add([row("old", 31), row("new", 1)])
+        kept_forever = await tracing.prune(0)
+        pruned = await tracing.prune(30)
+        left = [s["span_id"] for s in await tracing.get("t" * 32)]
+        await tracing.shutdown()
+        await db.close()
+        return kept_forever, pruned, left
+
+    assert asyncio.run(scenario()) == (0, 1, ["new"])

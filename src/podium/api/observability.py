@@ -32,12 +32,12 @@ def trace_body(spans: list[dict[str, Any]]) -> dict[str, Any]:
 @router.get("/traces/")
 async def list_traces(core: CoreDep, agent: str | None = None,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20):
-    return {"traces": [trace_body(t) for t in await core.tracing.store.recent(limit, agent)]}
+    return {"traces": [trace_body(t) for t in await core.tracing.recent(limit, agent)]}
 
 
 @router.get("/traces/{trace_id}")
 async def get_trace(trace_id: str, core: CoreDep):
-    spans = await core.tracing.store.trace(trace_id)
+    spans = await core.tracing.get(trace_id)
     if not spans:
         raise NotFound(f"trace {trace_id!r} not found")
     return trace_body(spans)

@@ -8,8 +8,8 @@ only when `otlp_endpoint` is configured (the exporter is an optional extra).
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from typing import Any
 
 from opentelemetry import trace
@@ -133,10 +133,19 @@ class Tracing:
     async def flush(self) -> None:
         await self.processor.flush()
 
+    async def recent(self, limit: int, agent: str | None = None) -> list[list[dict[str, Any]]]:
+        """The newest traces (each a list of span rows), optionally only an agent's."""
+        return await self.store.recent(limit, agent)
+
+    async def get(self, trace_id: str) -> list[dict[str, Any]]:
+        return await self.store.trace(trace_id)
+
+    async def prune(self, retention_days: int) -> int:
+        """Drop spans older than the retention; 0 keeps every span."""
+        if retention_days <= 0:
+            return 0
+        return await self.store.prune(time.time() * 1000 - retention_days * 86_400_000)
+
     async def shutdown(self) -> None:
         await self.flush()
         self.provider.shutdown()
-
-    @staticmethod
-    def attributes_json(value: Any) -> str:
-        return json.dumps(value, default=str)[:4000]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, String, Table, func, select
+from sqlalchemy import JSON, Column, Float, Index, String, Table, delete, func, select
 
 from podium.store.db import Database
 from podium.store.tables import metadata
@@ -65,6 +65,12 @@ class TraceStore:
         for row in rows:
             grouped[row.trace_id].append(dict(row._mapping))
         return [grouped[i] for i in ids]
+
+    async def prune(self, before_ms: float) -> int:
+        """Delete spans that started before `before_ms` (retention)."""
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(delete(spans).where(spans.c.start_ms < before_ms))
+        return result.rowcount or 0
 
     async def count(self) -> int:
         async with self.db.engine.connect() as conn:
