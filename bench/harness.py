@@ -152,18 +152,23 @@ def start_relay(upstream: Server, agents: dict[str, dict]) -> Server:
                             upstream.url + "/v1", "--agents", json.dumps(agents)], port, "/v1/health")
 
 
+# Semantic memory (on by default) embeds every message with a local model; the scenarios
+# measure the server without it and report its cost separately (scenario 1).
+NO_SEMANTIC = {"memory": {"semantic": False}}
+
+
 def upstream_agent(name: str, upstream: Server, max_tokens: int, **extra: Any) -> dict[str, Any]:
     """A Podium agent answering through the fake upstream (a single model call, no tools)."""
     return {"name": name, "description": f"benchmark agent {name}", "system_prompt": "You are a benchmark.",
             "model": {"provider": "openai", "model": "fake", "base_url": upstream.url + "/v1",
                       "max_tokens": max_tokens},
-            "orchestration": {"pattern": "single", "timeout": 600}, **extra}
+            "orchestration": {"pattern": "single", "timeout": 600}, **NO_SEMANTIC, **extra}
 
 
 def scripted_agent(name: str, script: list[dict[str, Any]]) -> dict[str, Any]:
     return {"name": name, "description": f"benchmark agent {name}", "system_prompt": "You are a benchmark.",
             "model": {"provider": "scripted", "model": name, "script": script},
-            "orchestration": {"pattern": "single", "timeout": 3600}}
+            "orchestration": {"pattern": "single", "timeout": 3600}, **NO_SEMANTIC}
 
 
 def start_podium(agents: list[dict[str, Any]], config: dict[str, Any] | None = None,
@@ -216,7 +221,11 @@ class Hold:
         return json.loads(line)
 
     def release(self) -> dict[str, Any]:
-        out, err = self.proc.communicate(timeout=120)
+        """Close stdin (the signal to let go) and return the final report."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdin.close()
+        out, err = self.proc.stdout.read(), self.proc.stderr.read()
+        self.proc.wait(timeout=120)
         if self.proc.returncode != 0:
             raise LoadError(f"hold failed: {err[-1500:]}")
         return json.loads(out.strip().splitlines()[-1])

@@ -74,7 +74,9 @@ def run_one(module_name: str) -> Section:
         module = importlib.import_module(f"scenarios.{module_name}")
         section = module.run()
     except Exception:  # one broken scenario must not cost the others their figures
-        section = Section(module_name, skipped=f"failed:\n\n```\n{traceback.format_exc()[-3000:]}```")
+        trace = traceback.format_exc()
+        section = Section(module_name, skipped=f"failed: {trace.strip().splitlines()[-1][:200]}\n\n"
+                                               f"```\n{trace[-3000:]}```")
     print(f"{module_name}: {time.perf_counter() - started:.0f} s", flush=True)
     return section
 

@@ -1,0 +1,44 @@
+"""Scenario 6: start-up, from launching `podium serve` to the first healthy `/v1/health`,
+with the shipped agents (whose default model is the local one, which is not loaded)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness import PODIUM, REPEAT, ROOT, Section, Server, fmt, free_port, median, start_relay, start_upstream
+
+
+def podium_once(data_dir: Path) -> float:
+    port = free_port()
+    argv = [PODIUM, "serve", "--port", str(port), "--data-dir", str(data_dir), "--agents-dir", str(ROOT / "agents")]
+    with Server("podium", argv, port, "/v1/health").wait_healthy(timeout=120) as server:
+        return server.ready_s
+
+
+def run() -> Section:
+    section = Section("6. Start-up: `podium serve` to first healthy answer",
+                      headers=["server", "median s", "min s", "max s", "runs"])
+    section.notes.append(
+        "Time from launching the process to the first 200 from the health route, polled every 5 ms. "
+        "`podium serve` with the shipped agents (default model `local/smollm2-135m`, loaded lazily, so "
+        "not loaded here). Fresh: an empty data dir (the migrations run); warm: the same data dir again. "
+        "Baseline: the relay (Starlette, uvicorn).")
+    fresh, warm = [], []
+    for _ in range(REPEAT):
+        data = Path(tempfile.mkdtemp(prefix="bench-start-"))
+        fresh.append(podium_once(data))
+        warm.append(podium_once(data))
+        shutil.rmtree(data, ignore_errors=True)
+    relay = []
+    with start_upstream().wait_healthy() as upstream:
+        for _ in range(REPEAT):
+            with start_relay(upstream, {}).wait_healthy() as server:
+                relay.append(server.ready_s)
+    for name, values in (("podium, fresh data dir", fresh), ("podium, existing data dir", warm),
+                         ("relay", relay)):
+        section.rows.append([name, fmt(median(values), 2), fmt(min(values), 2), fmt(max(values), 2), len(values)])
+    section.target("start-up to healthy (no target; reported)", f"{median(fresh):.2f} s fresh, "
+                   f"{median(warm):.2f} s warm", None)
+    return section
