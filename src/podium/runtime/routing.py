@@ -176,8 +176,8 @@ class ModelRouter:
                 else:
                     breaker.release()
                 delay = self.retry.delay(exc, tries)
-                if delay is None:
-                    raise
+                if delay is None or breaker.state == "open":
+                    raise  # no retry is due, or this failure opened the breaker: move on now
                 record({"model": ref.label, "retry_in": round(delay, 3), "retry_reason": (
                     "Retry-After" if exc.retry_after is not None else "backoff") + f" after {exc}"})
                 await self.sleep(delay)
