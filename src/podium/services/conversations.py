@@ -98,12 +98,14 @@ class ConversationService:
         span = (self.tracing.start_run(spec.name, session_id, traceparent) if self.tracing is not None
                 else trace.INVALID_SPAN)
         async with self._preparing(span):
-            with self._tracer.start_as_current_span("memory.load", attributes={"agent": spec.name}):
+            run_attributes = {"agent": spec.name, "session_id": session_id}
+            with self._tracer.start_as_current_span("memory.load", attributes=run_attributes):
                 state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
                                  messages=await self._context(spec, session_id, message, messages),
                                  tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
             for hook in self.hooks.before:
-                with self._tracer.start_as_current_span("run.before", attributes={"hook": _hook_name(hook)}):
+                with self._tracer.start_as_current_span("run.before", attributes={**run_attributes,
+                                                                                  "hook": _hook_name(hook)}):
                     await hook(state)  # may raise (a budget): nothing has been written yet
         handle = RunHandle(session_id, spec.name)
         state.emit = handle.emit
@@ -181,7 +183,8 @@ class ConversationService:
                                                  "model": record.model or "", "cost_usd": record.cost_usd})
         for hook in self.hooks.after:
             try:
-                with self._tracer.start_as_current_span("run.after", attributes={"hook": _hook_name(hook)}):
+                with self._tracer.start_as_current_span("run.after", attributes={
+                        "agent": state.spec.name, "session_id": state.session_id, "hook": _hook_name(hook)}):
                     await hook(state, record)
             except Exception:  # an observer's failure never fails a recorded run
                 log.exception("after-run hook failed")
