@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute
+from limits.errors import ConfigurationError
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -80,7 +81,10 @@ class RateLimiter:
         self.limiter = None
         if self.item is not None:
             uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-            self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
+            try:
+                self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
+            except ConfigurationError as exc:  # a bad URI or a missing driver (redis needs coredis)
+                raise ValueError(f"rate_limit.storage_uri {storage_uri!r}: {exc}") from exc
 
     async def hit(self, client: str) -> float | None:
         """Count one request; None when allowed, else seconds until the client may retry."""
