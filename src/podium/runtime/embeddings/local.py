@@ -9,6 +9,7 @@ loaded once, lazily, in a worker thread, and concurrent requests are batched int
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import logging
 import os
@@ -34,6 +35,9 @@ def model_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+# The one process-wide memo in Podium, on purpose: the weights are read-only, so every Core
+# in a process (tests start many servers) shares one loaded model instead of 90 MB each.
+@functools.lru_cache(maxsize=2)
 def _load(path: Path) -> Any:
     # Offline for certain: the weights are on disk, and a hub lookup would only stall or fail.
     os.environ["HF_HUB_OFFLINE"] = "1"
