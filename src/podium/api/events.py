@@ -35,18 +35,18 @@ async def push(websocket: WebSocket, bus: EventBus, settings: EventSettings) -> 
     """Forward bus events to one client until it leaves or falls too far behind."""
     await websocket.accept()
     subscription = bus.subscribe(settings.queue_limit)
+    forward = _task(_forward(websocket, subscription))
+    listen = _task(_listen(websocket))
+    cut = _task(subscription.cut_off())
     try:
-        forward = _task(_forward(websocket, subscription))
-        listen = _task(_listen(websocket))
-        cut = _task(subscription.cut_off())
-        done, pending = await asyncio.wait({forward, listen, cut}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
+        done, _pending = await asyncio.wait({forward, listen, cut}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the handler itself is cancelled: no helper task outlives it
         bus.unsubscribe(subscription)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        task.exception()  # a client that went away mid-send: nothing more to tell it
+        for task in (forward, listen, cut):
+            task.cancel()
+        # Collected, not raised: a client that went away mid-send fails `forward`, and there
+        # is nothing more to tell it.
+        await asyncio.gather(forward, listen, cut, return_exceptions=True)
     if cut in done:
         reason = f"too slow: fell more than {settings.queue_limit} events behind; reconnect and reload"
         await _close(websocket, TOO_SLOW, reason, settings.close_timeout)
