@@ -121,3 +121,20 @@ def test_cli_status_and_doctor(tmp_path):
         f"name: dead\nmodel: {{provider: openai, model: m, base_url: 'http://127.0.0.1:{closed_port()}/v1'}}\n")
     failing = runner.invoke(app, ["doctor", *args])
     assert failing.exit_code == 1 and "1 failing" in failing.output
+
+
+def test_a_retried_call_counts_each_attempt_once(podium, fake_upstream):
+    fake_upstream.script = [{"status": 503}, {"text": "recovered"}]
+    agent = {"name": "up", "orchestration": {"pattern": "single"},
+             "model": {"provider": "openai", "model": "fake-model", "base_url": fake_upstream.base_url}}
+    server = podium([agent], config={"resilience": {"retries": 1, "backoff_base": 0}})
+    body = server.http.post("/v1/agents/up/run", json={"query": "hi", "session_id": "r"}).json()
+    assert body["response"].strip() == "recovered"
+    counters = server.http.get("/v1/metrics/").json()["counters"]
+    assert counters["provider.openai.calls"] == 2 and counters["provider.openai.errors"] == 1
+    assert counters["llm.calls"] == 2 and counters["llm.errors"] == 1
+    [turn] = server.http.get("/api/sessions/r/turns").json()["turns"]
+    efficiency = server.http.get("/api/stats/efficiency").json()["models"]
+    assert [(m["calls"], m["errors"]) for m in efficiency] == [(2, 1)]
+    tips = server.http.get(f"/api/turns/{turn['id']}/tips").json()["tips"]
+    assert [t["detail"]["failures"] for t in tips if t["kind"] == "fallback_used"] == [["openai answered 503"]]

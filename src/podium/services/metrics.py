@@ -89,7 +89,7 @@ class Metrics:
             self.observe("tool.latency_ms", float(call.get("duration_ms") or 0))
 
     def _attempt(self, attempt: dict[str, Any]) -> None:
-        if "skipped" in attempt:
+        if "ok" not in attempt:  # a candidate the router skipped, or a note that it will retry
             return
         if attempt.get("cache") == "hit":
             self.incr("cache.hits")

@@ -12,6 +12,7 @@ from podium.errors import NotFound, ProviderError, ProvidersUnavailable, Session
 from podium.runtime.agent import ModelConfig, ModelRef
 from podium.runtime.events import TextDelta, Usage
 from podium.runtime.providers.base import ModelRequest, approx_tokens
+from podium.services.stats import answered
 
 # Context windows in tokens, by model-name prefix (longest match wins); unknown models get 8k.
 CONTEXT_WINDOWS = {"gpt-4.1": 1_047_576, "gpt-4o": 128_000, "gpt-4": 8_192, "gpt-3.5": 16_385, "o1": 200_000,
@@ -44,7 +45,7 @@ def tip(kind: str, severity: str, message: str, **detail: Any) -> dict[str, Any]
 def turn_tips(turn: dict[str, Any], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Heuristics over one recorded turn, most severe first."""
     tips: list[dict[str, Any]] = []
-    attempts = [a for a in turn.get("attempts") or [] if "skipped" not in a]
+    attempts = answered(turn)
     last_ok = next((a for a in reversed(attempts) if a.get("ok")), {})
     window = context_window(turn["model"])
     used = last_ok.get("input_tokens") or context_tokens(turn.get("context"))

@@ -42,8 +42,8 @@ def since(period: str) -> int | None:
 
 
 def answered(turn: dict[str, Any]) -> list[dict[str, Any]]:
-    """The turn's real provider attempts (not the candidates a breaker skipped)."""
-    return [a for a in turn.get("attempts") or [] if "skipped" not in a]
+    """The turn's real provider attempts (not skipped candidates nor the router's retry notes)."""
+    return [a for a in turn.get("attempts") or [] if "ok" in a]
 
 
 class StatsService:
