@@ -185,6 +185,8 @@ def test_a_failing_run_blocks_the_task_and_fails_the_session(server, listeners):
     assert blocked["status"] == "blocked" and "model on fire" in blocked["error"]
     assert http.get(f"/api/tasks/{t2['id']}").json()["status"] == "pending"
     assert http.get(f"/api/sessions/{s['id']}").json()["status"] == "failed"
+    reopened = http.patch(f"/api/tasks/{t1['id']}", json={"status": "pending"}).json()
+    assert (reopened["status"], reopened["error"]) == ("pending", None)
 
 
 def test_run_refusals(server):

@@ -206,6 +206,8 @@ class WorkStore:
         async with self.db.engine.begin() as conn:
             current = await self._required_task(conn, task_id)
             values = _completion(_columns(changes, TASK_COLUMNS), current.status, "completed")
+            if values.get("status", "blocked") != "blocked" and "error" not in values:
+                values["error"] = None  # the reason it was blocked no longer holds
             await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values, updated_at=now_ms()))
             return await self._required_task(conn, task_id)
 
