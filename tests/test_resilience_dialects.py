@@ -73,3 +73,5 @@ def test_open_breakers_alone_give_503_without_calling(podium, fake_upstream):
     assert server.http.post("/v1/query", json={"prompt": "hi"}).status_code == 503
     assert server.http.post("/v1/query", json={"prompt": "hi"}).status_code == 503
     assert len(fake_upstream.requests) == 1  # the second refusal came from the open breaker
+    refused = server.http.post("/v1/agents/a/run", json={"query": "hi"})
+    assert refused.status_code == 503 and 3000 <= int(refused.headers["retry-after"]) <= 3600

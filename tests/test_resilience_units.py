@@ -65,6 +65,21 @@ def test_retry_policy():
     assert policy.delay(ProviderError("unreachable"), 1) is None
 
 
+def test_retry_after_header_forms():
+    import email.utils
+    import time
+
+    import httpx
+
+    from podium.runtime.providers.openai import retry_after
+
+    assert retry_after(httpx.Headers({"retry-after": "7"})) == 7
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 50 < retry_after(httpx.Headers({"retry-after": in_a_minute})) <= 60
+    assert retry_after(httpx.Headers({"retry-after": "soon"})) is None
+    assert retry_after(httpx.Headers({})) is None
+
+
 def test_router_orders():
     config = {"primary": "openai/gpt-4o", "fallback": ["openai/gpt-4o-mini", "scripted/x", "acme/unknown"]}
     router = ModelRouter()

@@ -185,7 +185,8 @@ class AgentLoop:
                 for entry in state.attempts[mark:]:
                     entry.setdefault("strategy", plan.strategy)
                     entry.setdefault("reason", reason)
-        raise ProvidersUnavailable("all providers unavailable", hint="; ".join(failures))
+        raise ProvidersUnavailable("all providers unavailable", hint="; ".join(failures),
+                                   retry_after=self.router.retry_after(config))
 
     async def _attempt(self, state: RunState, ref: ModelRef, messages: list[dict[str, Any]],
                        tools: list[dict[str, Any]], silent: bool) -> tuple[str, list[ToolCall]]:

@@ -93,6 +93,13 @@ class ModelRouter:
         window = self._latency.get((ref.label, ref.base_url))
         return sum(window) / len(window) if window else None
 
+    def retry_after(self, config: ModelConfig) -> float | None:
+        """Seconds until an open breaker of `config`'s candidates allows a trial (for the
+        503's Retry-After); None when no candidate's breaker is open."""
+        waits = [b.status()["retry_in_seconds"] for ref in config.candidates
+                 if (b := self.breakers.for_ref(ref)).state == "open"]
+        return min(waits) if waits else None
+
     # -- ordering -----------------------------------------------------------------------
 
     def candidates(self, config: ModelConfig, *, needs_tools: bool = False) -> list[ModelRef]:

@@ -8,7 +8,9 @@ CPU of a whole run against an instant upstream. The wire format is the SDK's own
 
 from __future__ import annotations
 
+import email.utils
 import json
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,12 +24,21 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 def retry_after(headers: httpx.Headers | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form), if present."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date form), if present."""
     value = headers.get("retry-after") if headers is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class OpenAIProvider:
