@@ -44,11 +44,15 @@ class _Patch(_Body):
 
 
 class NewProject(_Body):
+    """Body of POST /api/projects."""
+
     name: str = Field(min_length=1, max_length=500)
     basePath: str | None = None
 
 
 class NewTask(_Body):
+    """Body of POST /api/tasks."""
+
     projectId: str = Field(min_length=1, max_length=64)
     title: str = Field(min_length=1, max_length=2000)
     description: str = Field("", max_length=LONG)
@@ -58,6 +62,8 @@ class NewTask(_Body):
 
 
 class TaskPatch(_Patch):
+    """Body of PATCH /api/tasks/{id}."""
+
     title: str | None = Field(None, min_length=1, max_length=2000)
     description: str | None = Field(None, max_length=LONG)
     prompt: str | None = Field(None, max_length=LONG)
@@ -67,17 +73,23 @@ class TaskPatch(_Patch):
 
 
 class NewSubtask(_Body):
+    """Body of POST /api/tasks/{id}/subtasks."""
+
     title: str = Field(min_length=1, max_length=2000)
     status: SubtaskStatus = "pending"
 
 
 class SubtaskPatch(_Patch):
+    """Body of PATCH /api/tasks/{id}/subtasks/{sid}."""
+
     title: str | None = Field(None, min_length=1, max_length=2000)
     status: SubtaskStatus | None = None
     completedAt: int | None = Field(None, ge=0)
 
 
 class NewSession(_Body):
+    """Body of POST /api/sessions; `id` is generated when absent."""
+
     id: str | None = Field(None, min_length=1, max_length=200)
     projectId: str | None = Field(None, max_length=64)
     taskIds: list[str] = Field(default_factory=list, max_length=1000)
@@ -87,6 +99,8 @@ class NewSession(_Body):
 
 
 class SessionPatch(_Patch):
+    """Body of PATCH /api/sessions/{id}."""
+
     nullable: ClassVar[frozenset[str]] = frozenset({"completedAt", "agentId", "nickname"})
 
     name: str | None = Field(None, max_length=2000)
@@ -98,6 +112,8 @@ class SessionPatch(_Patch):
 
 
 class NewMessage(_Body):
+    """Body of POST /api/sessions/{id}/messages."""
+
     role: Literal["user", "assistant", "system"] = "user"
     content: str = Field(min_length=1, max_length=1_000_000)
     agent: str | None = Field(None, max_length=64)
