@@ -282,7 +282,8 @@ class WorkStore:
             await conn.execute(sessions.insert().values(
                 id=session_id, agent_id=fields.get("agentId"), project_id=project_id,
                 name=fields.get("name", ""), env=env, status=fields.get("status", "running"),
-                started_at=now, last_activity=now, completed_at=None,
+                started_at=now, last_activity=now,
+                completed_at=now if fields.get("status") in ("completed", "failed") else None,
             ))
             if task_ids:
                 await conn.execute(session_tasks.insert(), [
