@@ -59,7 +59,9 @@ def test_memories_from_other_sessions_reach_the_model(podium, fake_upstream):
     system = fake_upstream.requests[-1]["messages"][0]["content"]
     assert "golden retriever called Max" in system
     run(server, "pal", "What breed is my dog?", "first")  # its own session's words are history, not recall
-    assert "earlier conversations" not in fake_upstream.requests[-1]["messages"][0]["content"]
+    sent = fake_upstream.requests[-1]["messages"]
+    assert "golden retriever" not in sent[0]["content"]
+    assert {"role": "user", "content": "I have a golden retriever called Max."} in sent[1:]
 
 
 REMEMBER = {"name": "keeper", "tools": ["remember"], "orchestration": {"pattern": "react"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -190,3 +191,35 @@ def test_chunker_overlap_stays_within_bounds():
 def test_chunker_refuses_overlap_not_below_size():
     with pytest.raises(Unprocessable):
         chunk_text("abc", 10, 10)
+
+
+def test_openai_compatible_embedder_and_a_changed_embedder_is_refused(podium, fake_upstream):
+    server = podium([ECHO], config={"embedder": "openai", "embedder_base_url": fake_upstream.base_url,
+                                    "embedder_model": "fake-embed", "embedder_api_key": "sk-test"})
+    server.http.post("/v1/rag/ingest", json={"collection": "remote", "documents": CORPUS}).raise_for_status()
+    listed = server.http.get("/v1/rag/collections").json()["collections"][0]
+    assert listed["embedder"] == "openai/fake-embed" and listed["dimension"] == 3
+    results = server.http.post("/v1/rag/query", json={"collection": "remote", "query": "x"}).json()["results"]
+    assert len(results) == 4 and all(0 <= r["score"] <= 1 for r in results)
+    server.config["embedder"] = "local"
+    server.restart()
+    refused = server.http.post("/v1/rag/ingest", json={"collection": "remote", "documents": CORPUS})
+    assert refused.status_code == 409 and "openai/fake-embed" in refused.json()["detail"]
+    assert server.http.post("/v1/rag/query", json={"collection": "remote", "query": "x"}).status_code == 409
+
+
+def test_no_embedder_answers_503(podium):
+    server = podium([ECHO], config={"embedder": "none"})
+    answer = server.http.post("/v1/rag/ingest", json={"collection": "c", "documents": CORPUS})
+    assert answer.status_code == 503 and "embedder" in answer.json()["detail"]
+    assert server.http.get("/v1/rag/collections").json()["count"] == 0
+    server.http.post("/v1/agents/echo/run", json={"query": "hello"}).raise_for_status()
+
+
+def test_concurrent_queries_share_the_embedder(server):
+    # Requests arriving together are embedded in one batch; each must still get its own answer.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda q: server.http.post("/v1/rag/query", json={
+            "collection": "docs", "query": q, "top_k": 1}).json()["results"][0]["metadata"]["id"],
+            list(QUESTIONS) * 2))
+    assert answers == list(QUESTIONS.values()) * 2

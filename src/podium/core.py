@@ -115,9 +115,9 @@ class Core:
         """Embeddings, RAG collections, semantic memory, notes and history strategies (issue 4)."""
         self.embedder = build_embedder(settings)
         cache = MatrixCache(settings.rag_cache_mb * 1024 * 1024)
-        self.knowledge = KnowledgeService(KnowledgeStore(self.db), self.embedder, cache)
+        self.knowledge = KnowledgeService(KnowledgeStore(self.db), self.embedder, cache, self.bus)
         self.memory = MemoryService(settings, MemoryStore(self.db), self.conversations.store, self.embedder,
-                                    cache, self.knowledge, self.loop)
+                                    cache, self.knowledge, self.loop, bus=self.bus)
         for tool in knowledge_tools.TOOLS:
             self.tools.register(tool)
         self.conversations.memory = self.memory

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from podium.bus import EventBus
 from podium.errors import Conflict, NotFound, Unprocessable
 from podium.runtime.chunking import chunk_text, check
 from podium.runtime.embeddings.base import Embedder
@@ -90,8 +91,10 @@ def top_matches(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndar
 class KnowledgeService:
     """Ingest, query, list and delete RAG collections."""
 
-    def __init__(self, store: KnowledgeStore, embedder: Embedder, cache: MatrixCache) -> None:
+    def __init__(self, store: KnowledgeStore, embedder: Embedder, cache: MatrixCache,
+                 bus: EventBus | None = None) -> None:
         self.store = store
+        self.bus = bus
         self.embedder = embedder
         self.cache = cache
 
@@ -120,7 +123,10 @@ class KnowledgeService:
             chunk["document"] += offset
         await self.store.add(collection, self.embedder.name, vectors.shape[1], len(documents), chunks, vectors)
         self.cache.invalidate(f"rag:{collection}")
-        return {"collection": collection, "documents_ingested": len(documents), "chunks_created": len(chunks)}
+        answer = {"collection": collection, "documents_ingested": len(documents), "chunks_created": len(chunks)}
+        if self.bus is not None:
+            self.bus.publish("rag:ingested", answer)
+        return answer
 
     async def query(self, collection: str, query: str, top_k: int = 5, score_threshold: float = 0.0,
                     mode: str = "vector") -> list[dict[str, Any]]:
@@ -132,10 +138,10 @@ class KnowledgeService:
             raise Unprocessable("query must not be empty")
         ids, _, vectors = await self.cache.get(f"rag:{collection}",
                                                lambda: self._load(collection, info["dimension"]))
+        if info["embedder"] != self.embedder.name:
+            raise Conflict(f"collection {collection!r} was embedded with {info['embedder']}, "
+                           f"the server now uses {self.embedder.name}; delete and re-ingest it")
         vector = (await self.embedder.embed([query]))[0]
-        if vector.shape[0] != vectors.shape[1] and len(vectors):
-            raise Conflict(f"collection {collection!r} has {vectors.shape[1]}-dimensional vectors; "
-                           f"the embedder gives {vector.shape[0]}")
         if mode == "hybrid":
             ranked = await self._hybrid(collection, query, ids, vectors, vector, top_k)
         else:
@@ -183,6 +189,8 @@ class KnowledgeService:
             raise NotFound(f"collection {collection!r} not found", code="COLLECTION_NOT_FOUND")
         removed = await self.store.delete_collection(collection)
         self.cache.invalidate(f"rag:{collection}")
+        if self.bus is not None:
+            self.bus.publish("rag:deleted", {"collection": collection})
         return {"status": "deleted", "collection": collection, "chunks_deleted": removed}
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from podium.bus import EventBus
 from podium.errors import PodiumError, Unprocessable
 from podium.ids import iso, now_ms
 from podium.runtime import memory as strategies
@@ -41,7 +42,8 @@ class MemoryService:
     """Semantic memory, notes, conversation strategies and memory search."""
 
     def __init__(self, settings: Settings, store: MemoryStore, conversations: ConversationStore,
-                 embedder: Embedder, cache: MatrixCache, knowledge: KnowledgeService, loop: Any) -> None:
+                 embedder: Embedder, cache: MatrixCache, knowledge: KnowledgeService, loop: Any, *,
+                 bus: EventBus | None = None) -> None:
         self.settings = settings
         self.store = store
         self.conversations = conversations
@@ -49,6 +51,7 @@ class MemoryService:
         self.cache = cache
         self.knowledge = knowledge
         self.loop = loop
+        self.bus = bus  # notes are announced to /ws clients
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=settings.memory_queue_size)
         self._worker: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -225,8 +228,11 @@ class MemoryService:
                        category: str | None = None) -> dict[str, Any]:
         if not content.strip():
             raise Unprocessable("content must not be empty")
-        return note_body(await self.store.add_note(agent, session_id, content.strip(),
+        note = note_body(await self.store.add_note(agent, session_id, content.strip(),
                                                    category.strip().lower() if category else None))
+        if self.bus is not None:
+            self.bus.publish("memory:added", note)
+        return note
 
     async def working(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         return [note_body(n) for n in await self.store.notes(kind="working", session_id=session_id, limit=limit)]
