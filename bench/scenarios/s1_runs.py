@@ -83,4 +83,29 @@ def run() -> Section:
             section.notes.append("Profile of Podium at c=16 (bench/profiles/s1_run_c16.txt):\n\n```\n"
                                  + "\n".join(profile.summary().splitlines()[:32]) + "\n```")
         memory(relay, podium, section)
+        semantic_memory(upstream, figures, section)
     return section
+
+
+def semantic_memory(upstream, figures: list[dict], section: Section) -> None:  # noqa: ANN001
+    """The same runs with the agent's default memory (semantic recall on: every message is
+    embedded by the local model, every run searches earlier sessions)."""
+    agent = upstream_agent("bench-run", upstream, TOKENS, memory={})
+    with start_podium([agent]).wait_healthy() as podium:
+        load("http", podium.url + PATH, BODY, concurrency=16, requests=500)
+        for f in figures:
+            if f["c"] > 16:
+                continue
+            r = [load("http", podium.url + PATH, BODY, concurrency=f["c"], duration=DURATION, warmup=WARMUP)
+                 for _ in range(REPEAT)]
+            rps, p50 = median([x["rps"] for x in r]), median([x["p50_ms"] for x in r])
+            section.rows.append([f"{f['c']} (semantic memory on)", fmt(f["relay_rps"], 0), fmt(rps, 0),
+                                 fmt(rps / f["relay_rps"], 2), fmt(f["relay_p50_ms"], 2), fmt(p50, 2),
+                                 fmt(p50 - f["relay_p50_ms"], 2), fmt(f["relay_p99_ms"], 2),
+                                 fmt(median([x["p99_ms"] for x in r]), 2), sum(x["errors"] for x in r)])
+    section.notes.append(
+        "Rows marked *semantic memory on* use the agent's default memory settings (`memory.semantic: true`): "
+        "the user's message is embedded by the local MiniLM model after each run and every run embeds the "
+        "query to recall from earlier sessions. The other rows (and every other scenario) set "
+        "`memory: {semantic: false}` so that they measure the server's own path; these rows show what "
+        "the default costs (measured after 500 runs, against the relay figures of the same run).")

@@ -94,6 +94,7 @@ class ConversationService:
         otherwise the session's stored history precedes `message`. A W3C `traceparent` makes
         the run's `agent.run` span a child of the caller's span."""
         spec = self.agents.get(agent or self.settings.default_agent)
+        fresh = session_id is None  # a session begun here has no history to read
         session_id = session_id or new_id("sess_")
         span = (self.tracing.start_run(spec.name, session_id, traceparent) if self.tracing is not None
                 else trace.INVALID_SPAN)
@@ -101,7 +102,7 @@ class ConversationService:
             run_attributes = {"agent": spec.name, "session_id": session_id}
             with self._tracer.start_as_current_span("memory.load", attributes=run_attributes):
                 state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
-                                 messages=await self._context(spec, session_id, message, messages),
+                                 messages=await self._context(spec, session_id, message, messages, fresh),
                                  tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
             for hook in self.hooks.before:
                 with self._tracer.start_as_current_span("run.before", attributes={**run_attributes,
@@ -120,10 +121,12 @@ class ConversationService:
         return await (await self.start(agent, message, session_id, traceparent=traceparent)).result()
 
     async def _context(self, spec: AgentSpec, session_id: str, message: str,
-                       messages: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+                       messages: list[dict[str, Any]] | None, fresh: bool = False) -> list[dict[str, Any]]:
         system = self.loop.system_message(spec, session_id)
         if messages is not None:
             return [system, *messages]
+        if fresh:
+            return [system, {"role": "user", "content": message}]
         if self.memory is not None:
             return [system, *await self.memory.history(spec, session_id, system, message),
                     {"role": "user", "content": message}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Integer, bindparam, delete, func, select, update
 
 from podium.ids import now_ms
 from podium.store.db import Database, insert_for
@@ -43,6 +43,18 @@ class ConversationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._insert = insert_for(db.engine)
+        # The statements every run executes are built once: building one per call (and its
+        # cache key) cost more than executing it (bench/RESULTS.md, scenario 1).
+        agent = bindparam("agent", type_=sessions.c.agent_id.type)
+        now = bindparam("now", type_=sessions.c.last_activity.type)
+        self._touch = self._insert(sessions).values(
+            id=bindparam("sid", type_=sessions.c.id.type), agent_id=agent, status="running",
+            started_at=now, last_activity=now, env={},
+        ).on_conflict_do_update(index_elements=["id"], set_={
+            "last_activity": now, "agent_id": func.coalesce(sessions.c.agent_id, agent)})
+        recent = (select(messages).where(messages.c.session_id == bindparam("sid"))
+                  .order_by(messages.c.id.desc()).limit(bindparam("limit", type_=Integer)))
+        self._recent = {False: recent, True: recent.where(messages.c.agent == bindparam("agent"))}
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         async with self.db.engine.connect() as conn:
@@ -51,12 +63,11 @@ class ConversationStore:
 
     async def history(self, session_id: str, limit: int, agent: str | None = None) -> list[dict[str, Any]]:
         """The last `limit` messages of a session, oldest first (all agents unless one is named)."""
-        query = select(messages).where(messages.c.session_id == session_id)
+        params: dict[str, Any] = {"sid": session_id, "limit": limit}
         if agent is not None:
-            query = query.where(messages.c.agent == agent)
-        query = query.order_by(messages.c.id.desc()).limit(limit)
+            params["agent"] = agent
         async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(self._recent[agent is not None], params)).all()
         return [dict(r._mapping) for r in reversed(rows)]
 
     async def clear_history(self, session_id: str, agent: str) -> int:
@@ -83,7 +94,7 @@ class ConversationStore:
         now = now_ms()
         async with self.db.engine.begin() as conn:
             await self._touch_session(conn, record.session_id, record.agent, now)
-            await conn.execute(turns.insert().values(
+            await conn.execute(turns.insert(), dict(
                 id=record.turn_id, session_id=record.session_id, agent=record.agent,
                 model=record.model, provider=record.provider, status=record.status,
                 error=record.error, input_tokens=record.input_tokens,
@@ -110,13 +121,7 @@ class ConversationStore:
 
     async def _touch_session(self, conn, session_id: str, agent: str | None, now: int) -> None:  # noqa: ANN001
         # A session comes into being the first time any dialect speaks in it.
-        stmt = self._insert(sessions).values(
-            id=session_id, agent_id=agent, status="running", started_at=now, last_activity=now, env={}
-        ).on_conflict_do_update(index_elements=["id"], set_={
-            "last_activity": now,
-            "agent_id": func.coalesce(sessions.c.agent_id, agent),
-        })
-        await conn.execute(stmt)
+        await conn.execute(self._touch, {"sid": session_id, "agent": agent, "now": now})
 
     async def list_turns(self, session_id: str) -> list[dict[str, Any]]:
         async with self.db.engine.connect() as conn:
