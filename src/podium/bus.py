@@ -7,6 +7,7 @@ PostgreSQL LISTEN/NOTIFY) implements the same two methods.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,9 +18,16 @@ class Event:
 
     name: str
     data: dict[str, Any]
+    _text: str | None = field(default=None, compare=False, repr=False)
 
     def wire(self) -> dict[str, Any]:
         return {"event": self.name, "data": self.data}
+
+    def text(self) -> str:
+        """The wire form as JSON, encoded once however many subscribers send it."""
+        if self._text is None:
+            self._text = json.dumps(self.wire(), separators=(",", ":"))
+        return self._text
 
 
 @dataclass(eq=False)

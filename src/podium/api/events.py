@@ -10,7 +10,6 @@ server (uvicorn's protocol-level keepalive, configured from `events.ping_interva
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Coroutine
 from typing import Any
 
@@ -59,7 +58,7 @@ def _task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
 async def _forward(websocket: WebSocket, subscription: Subscription) -> None:
     while True:
         event = await subscription.get()
-        await websocket.send_text(json.dumps(event.wire(), separators=(",", ":")))
+        await websocket.send_text(event.text())
 
 
 async def _listen(websocket: WebSocket) -> None:
