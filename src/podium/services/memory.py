@@ -84,7 +84,8 @@ class MemoryService:
                 summary = written
                 await self.store.put_summary(session_id, spec.name, summary, pending[fold - 1]["id"])
                 pending = pending[fold:]
-        recent = [{"role": m["role"], "content": m["content"]} for m in pending]
+        # If summaries keep failing, the backlog is still bounded like any history.
+        recent = [{"role": m["role"], "content": m["content"]} for m in pending[-self.settings.history_limit:]]
         return ([strategies.summary_message(summary)] if summary else []) + recent
 
     async def _summarise(self, spec: AgentSpec, previous: str | None,
@@ -111,9 +112,13 @@ class MemoryService:
         message = _last_user(state.messages)
         if not message:
             return
-        parts = [await self._knowledge_part(state.spec, message),
-                 await self._notes_part(state.spec, state.session_id),
-                 await self._recall_part(state.spec, state.session_id, message)]
+        parts = []
+        for part in (self._knowledge_part(state.spec, message), self._notes_part(state.spec, state.session_id),
+                     self._recall_part(state.spec, state.session_id, message)):
+            try:
+                parts.append(await part)
+            except Exception:  # memory is a help, never a reason for a run to fail
+                log.exception("memory for %s could not be prepared", state.spec.name)
         extra = "\n\n".join(p for p in parts if p)
         if not extra:
             return
