@@ -62,6 +62,8 @@ def test_failures_count_and_reset_clears(podium):
     counters = server.http.get("/v1/metrics/").json()["counters"]
     assert counters["agent.runs"] == 1 and counters["agent.errors"] == 1
     assert counters["provider.scripted.errors"] == 1 and counters["provider.openai.errors"] == 1
+    status = server.http.get("/v1/system/status").json()
+    assert status["providers"] == {"healthy": 0, "degraded": 0, "unavailable": 2}
     assert server.http.post("/v1/metrics/reset").json() == {"status": "reset"}
     assert server.http.get("/v1/metrics/").json() == {"counters": {}, "histograms": {}}
     assert "podium_agent_runs_total" not in prometheus(server)

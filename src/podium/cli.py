@@ -168,7 +168,7 @@ def status(data_dir: DataOpt = None, agents_dir: AgentsOpt = None, config: Confi
 
     async def work(core: Core) -> None:
         table = Table("field", "value")
-        for key, value in core.system.status().items():
+        for key, value in (await core.system.status()).items():
             table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
         console.print(table)
 

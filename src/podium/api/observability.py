@@ -56,7 +56,7 @@ async def reset_metrics(core: CoreDep):
 
 @router.get("/system/status")
 async def system_status(core: CoreDep):
-    return core.system.status()
+    return await core.system.status()
 
 
 @router.get("/system/doctor")

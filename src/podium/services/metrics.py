@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +44,11 @@ class Histogram:
                 "min": round(self.min, 3), "max": round(self.max, 3)}
 
 
+def answered(turn: dict[str, Any]) -> list[dict[str, Any]]:
+    """A turn's real provider attempts (not skipped candidates nor the router's retry notes)."""
+    return [a for a in turn.get("attempts") or [] if "ok" in a]
+
+
 def provider_of(label: str | None) -> str:
     return (label or "unknown").partition("/")[0] or "unknown"
 
@@ -51,12 +56,10 @@ def provider_of(label: str | None) -> str:
 class Metrics:
     """The server's in-memory counters and histograms (reset by `POST /v1/metrics/reset`)."""
 
-    def __init__(self, health_window: int = 10) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counters: dict[str, float] = defaultdict(float)
         self.histograms: dict[str, Histogram] = defaultdict(Histogram)
-        # The last few outcomes per provider, for the system status' provider health.
-        self.recent: dict[str, deque[bool]] = defaultdict(lambda: deque(maxlen=health_window))
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_PrometheusView(self))
 
@@ -108,15 +111,6 @@ class Metrics:
             self.incr(f"provider.{provider}.output_tokens", attempt.get("output_tokens", 0))
             self.observe("llm.latency_ms", float(attempt.get("ms") or 0))
             self.observe(f"provider.{provider}.latency_ms", float(attempt.get("ms") or 0))
-        with self._lock:
-            self.recent[provider].append(ok)
-
-    def provider_health(self, providers: list[str]) -> dict[str, str]:
-        """healthy / degraded (some recent failures) / unavailable (all recent calls failed)."""
-        with self._lock:
-            recent = {p: list(self.recent.get(p, ())) for p in providers}
-        return {p: "healthy" if all(r) else "unavailable" if not any(r) else "degraded"
-                for p, r in recent.items()}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -127,7 +121,6 @@ class Metrics:
         with self._lock:
             self.counters.clear()
             self.histograms.clear()
-            self.recent.clear()
 
     def prometheus(self) -> bytes:
         return generate_latest(self.registry)

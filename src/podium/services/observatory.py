@@ -12,7 +12,7 @@ from podium.errors import NotFound, ProviderError, ProvidersUnavailable, Session
 from podium.runtime.agent import ModelConfig, ModelRef
 from podium.runtime.events import TextDelta, Usage
 from podium.runtime.providers.base import ModelRequest, approx_tokens
-from podium.services.stats import answered
+from podium.services.metrics import answered
 
 # Context windows in tokens, by model-name prefix (longest match wins); unknown models get 8k.
 CONTEXT_WINDOWS = {"gpt-4.1": 1_047_576, "gpt-4o": 128_000, "gpt-4": 8_192, "gpt-3.5": 16_385, "o1": 200_000,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from podium.errors import BadRequest
 from podium.ids import now_ms
+from podium.services.metrics import answered
 from podium.services.system import agent_models
 from podium.store.turn_queries import TurnQueries
 
@@ -40,10 +41,6 @@ def since(period: str) -> int | None:
     span = period_ms(period)
     return None if span is None else now_ms() - span
 
-
-def answered(turn: dict[str, Any]) -> list[dict[str, Any]]:
-    """The turn's real provider attempts (not skipped candidates nor the router's retry notes)."""
-    return [a for a in turn.get("attempts") or [] if "ok" in a]
 
 
 class StatsService:

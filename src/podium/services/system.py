@@ -20,12 +20,14 @@ from sqlalchemy import text
 from podium import __version__
 from podium.runtime.agent import ModelRef
 from podium.runtime.providers.local import LocalModel
+from podium.services.metrics import answered, provider_of
 
 # Where each HTTP provider kind lives when an agent names no base_url.
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1",
                      "ollama": "http://127.0.0.1:11434/v1", "vllm": "http://127.0.0.1:8001/v1"}
 FAILING_FREE_BYTES = 100 * 1024**2
 DEGRADED_FREE_BYTES = 1024**3
+HEALTH_WINDOW = 10  # recent attempts per provider that decide its health
 
 
 def agent_models(core: Any) -> dict[str, tuple[ModelRef, list[str]]]:
@@ -50,9 +52,21 @@ class SystemService:
         self.core = core
         self.probe_timeout = probe_timeout
 
-    def status(self) -> dict[str, Any]:
-        kinds = sorted({ref.provider for ref, _ in agent_models(self.core).values()})
-        health = self.core.metrics.provider_health(kinds)
+    async def provider_health(self) -> dict[str, str]:
+        """Per provider kind agents use, from its last recorded attempts (the last hour):
+        healthy (none failed, or none made), degraded (some failed), unavailable (all failed)."""
+        recent: dict[str, list[bool]] = {ref.provider: [] for ref, _ in agent_models(self.core).values()}
+        for turn in await self.core.stats.turns.window(int(time.time() * 1000) - 3_600_000, limit=200):
+            for attempt in reversed(answered(turn)):
+                if attempt.get("cache") == "hit":  # answered without calling the provider
+                    continue
+                outcomes = recent.get(provider_of(attempt.get("model")))
+                if outcomes is not None and len(outcomes) < HEALTH_WINDOW:
+                    outcomes.append(bool(attempt["ok"]))
+        return {p: "healthy" if all(r) else "unavailable" if not any(r) else "degraded" for p, r in recent.items()}
+
+    async def status(self) -> dict[str, Any]:
+        health = await self.provider_health()
         return {
             "version": __version__, "status": "running",
             "mode": "mesh" if getattr(self.core, "mesh", None) is not None else "standalone",
