@@ -199,3 +199,23 @@ def test_config_hides_passwords_inside_urls():
                             rate_limit={"storage_uri": "redis://:hunter2@cache:6379"}))
     assert "hunter2" not in str(shown)
     assert shown["database_url"] == "postgresql+asyncpg://podium:***@db/podium"
+
+
+def test_feedback_and_config_changes_are_pushed_on_the_websocket(podium):
+    from websockets.sync.client import connect
+
+    server = podium([ECHO])
+    server.http.post("/v1/agents/echo/run", json={"query": "hi", "session_id": "ws"})
+    [turn] = turns_of(server, "ws")
+    with connect(server.ws_url + "/ws") as socket:
+        server.http.post(f"/api/turns/{turn['id']}/feedback", json={"grade": 5})
+        server.http.put(f"/api/turns/{turn['id']}/feedback", json={"grade": 3})
+        server.http.put("/api/config", json={"history_limit": 9})
+        events: list[dict] = []
+        while len(events) < 3:  # other capabilities publish on the same socket (memory, work)
+            event = json.loads(socket.recv(timeout=10))
+            if event["event"].startswith(("feedback:", "config:")):
+                events.append(event)
+    assert [e["event"] for e in events] == ["feedback:submitted", "feedback:updated", "config:updated"]
+    assert events[0]["data"]["turn_id"] == turn["id"] and events[1]["data"]["grade"] == 3
+    assert events[2]["data"] == {"applied": ["history_limit"], "restart_required": []}

@@ -99,7 +99,7 @@ class Core:
         self.logs = LogService(settings.data_dir, settings.log_level, settings.log_ring_size)
         self.conversations.hooks.after += [self.metrics.after_run, self.logs.after_run]
         turns = TurnQueries(self.db)
-        self.feedback = FeedbackService(FeedbackStore(self.db), turns)
+        self.feedback = FeedbackService(FeedbackStore(self.db), turns, self.bus)
         self.stats = StatsService(turns, self)
         self.observatory = Observatory(self)
         self.system = SystemService(self)

@@ -59,6 +59,7 @@ class ConfigService:
         self.pending.update({k: shown[k] for k in restart})
         self.applied = live
         self.updated_at = now_ms()
+        self.core.bus.publish("config:updated", {"applied": live, "restart_required": restart})
         return {"applied": live, "restart_required": restart, "config": self.current()}
 
     def status(self) -> dict[str, Any]:

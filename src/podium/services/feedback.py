@@ -1,9 +1,11 @@
-"""Feedback: an operator's quality grade (1-5) on a turn, with an optional comment."""
+"""Feedback: an operator's quality grade (1-5) on a turn, with an optional comment.
+Each change is published on the bus (`feedback:submitted`, `feedback:updated`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from podium.bus import EventBus
 from podium.errors import Conflict, NotFound, SessionNotFound, Unprocessable
 from podium.store.feedback import FeedbackStore
 from podium.store.turn_queries import TurnQueries
@@ -18,9 +20,15 @@ def check_grade(grade: Any) -> int:
 class FeedbackService:
     """One grade per turn: submit it once, read it, update it; list a session's grades."""
 
-    def __init__(self, store: FeedbackStore, turns: TurnQueries) -> None:
+    def __init__(self, store: FeedbackStore, turns: TurnQueries, bus: EventBus | None = None) -> None:
         self.store = store
         self.turns = turns
+        self.bus = bus
+
+    def _publish(self, name: str, row: dict[str, Any]) -> dict[str, Any]:
+        if self.bus is not None:
+            self.bus.publish(name, row)
+        return row
 
     async def _turn(self, turn_id: str) -> dict[str, Any]:
         turn = await self.turns.turn(turn_id)
@@ -33,7 +41,7 @@ class FeedbackService:
         check_grade(grade)
         if await self.store.get(turn_id) is not None:
             raise Conflict(f"turn {turn_id!r} already has feedback; use PUT to change it")
-        return await self.store.insert(turn_id, turn["session_id"], grade, comment)
+        return self._publish("feedback:submitted", await self.store.insert(turn_id, turn["session_id"], grade, comment))
 
     async def get(self, turn_id: str) -> dict[str, Any]:
         await self._turn(turn_id)
@@ -49,7 +57,7 @@ class FeedbackService:
             raise NotFound(f"turn {turn_id!r} has no feedback; POST it first", code="FEEDBACK_NOT_FOUND")
         updated = await self.store.update(turn_id, grade, comment)
         assert updated is not None  # checked just above; feedback is never deleted
-        return updated
+        return self._publish("feedback:updated", updated)
 
     async def for_session(self, session_id: str) -> dict[str, Any]:
         if not await self.turns.session_exists(session_id):
