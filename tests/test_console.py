@@ -62,6 +62,7 @@ def test_turn_context_is_exactly_what_went_upstream(podium, fake_upstream):
     sent = fake_upstream.requests[-1]["messages"]
     assert context["messages"] == sent
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert context["tokens"] == 11  # what the upstream reported for that call
     tools = server.http.get(f"/api/turns/{turn['id']}/tools").json()
     assert tools["count"] == 1 and tools["tool_calls"][0]["tool"] == "calculator"
     assert json.loads(tools["tool_calls"][0]["output"])["result"] == 42

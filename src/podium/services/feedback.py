@@ -41,7 +41,8 @@ class FeedbackService:
         check_grade(grade)
         if await self.store.get(turn_id) is not None:
             raise Conflict(f"turn {turn_id!r} already has feedback; use PUT to change it")
-        return self._publish("feedback:submitted", await self.store.insert(turn_id, turn["session_id"], grade, comment))
+        row = await self.store.insert(turn_id, turn["session_id"], grade, comment)
+        return self._publish("feedback:submitted", row)
 
     async def get(self, turn_id: str) -> dict[str, Any]:
         await self._turn(turn_id)

@@ -124,9 +124,12 @@ class Observatory:
     async def context(self, turn_id: str) -> dict[str, Any]:
         turn = await self._turn(turn_id)
         messages = turn["context"] or []
-        tokens, window = context_tokens(messages), context_window(turn["model"])
+        last = next((a for a in reversed(answered(turn)) if a.get("ok") and a.get("cache") != "hit"), {})
+        # The provider's own count when it reported one; else about four characters a token.
+        tokens, window = last.get("input_tokens") or context_tokens(messages), context_window(turn["model"])
         return {"turn_id": turn_id, "model": turn["model"], "messages": messages, "message_count": len(messages),
-                "approx_tokens": tokens, "context_window": window, "utilization": round(tokens / window, 4)}
+                "tokens": tokens, "approx_tokens": context_tokens(messages), "context_window": window,
+                "utilization": round(tokens / window, 4)}
 
     async def tools(self, turn_id: str) -> dict[str, Any]:
         await self._turn(turn_id)
