@@ -86,6 +86,7 @@ def test_tips_flag_repeated_tool_errors_and_a_full_context(podium):
     [clumsy] = turns_of(server, "tips")
     kinds = [t["kind"] for t in server.http.get(f"/api/turns/{clumsy['id']}/tips").json()["tips"]]
     assert "repeated_tool_errors" in kinds and "context_near_limit" not in kinds
+    assert "unpriced_model" not in kinds  # scripted models cost nothing, and say so
     [big] = turns_of(server, "big")
     tips = server.http.get(f"/api/turns/{big['id']}/tips").json()["tips"]
     assert tips[0]["kind"] == "context_near_limit" and tips[0]["detail"]["window"] == 8192
@@ -220,3 +221,12 @@ def test_feedback_and_config_changes_are_pushed_on_the_websocket(podium):
     assert [e["event"] for e in events] == ["feedback:submitted", "feedback:updated", "config:updated"]
     assert events[0]["data"]["turn_id"] == turn["id"] and events[1]["data"]["grade"] == 3
     assert events[2]["data"] == {"applied": ["history_limit"], "restart_required": []}
+
+
+def test_unpriced_model_is_flagged(podium, fake_upstream):
+    server = podium([upstream_agent(fake_upstream)])  # no price for openai/fake-model
+    server.http.post("/v1/agents/up/run", json={"query": "hi", "session_id": "np"})
+    [turn] = turns_of(server, "np")
+    assert turn["cost_usd"] == 0
+    tips = server.http.get(f"/api/turns/{turn['id']}/tips").json()["tips"]
+    assert [t["detail"]["models"] for t in tips if t["kind"] == "unpriced_model"] == [["openai/fake-model"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from podium.errors import NotFound, ProviderError, ProvidersUnavailable, SessionNotFound
@@ -42,8 +43,9 @@ def tip(kind: str, severity: str, message: str, **detail: Any) -> dict[str, Any]
     return {"kind": kind, "severity": severity, "message": message, "detail": detail}
 
 
-def turn_tips(turn: dict[str, Any], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Heuristics over one recorded turn, most severe first."""
+def turn_tips(turn: dict[str, Any], calls: list[dict[str, Any]],
+              price: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
+    """Heuristics over one recorded turn, most severe first (`price` looks a model's price up)."""
     tips: list[dict[str, Any]] = []
     attempts = answered(turn)
     last_ok = next((a for a in reversed(attempts) if a.get("ok")), {})
@@ -74,6 +76,11 @@ def turn_tips(turn: dict[str, Any], calls: list[dict[str, Any]]) -> list[dict[st
     if turn["cost_usd"] >= EXPENSIVE_USD:
         tips.append(tip("expensive_turn", "info", f"this turn cost ${turn['cost_usd']:.4f}; "
                         "cost_optimized routing or the response cache could lower it", cost_usd=turn["cost_usd"]))
+    unpriced = sorted({a["model"] for a in attempts if a.get("ok") and a.get("input_tokens") and price is not None
+                       and price(a["model"]) is None})
+    if unpriced:
+        tips.append(tip("unpriced_model", "info", f"no price is known for {', '.join(unpriced)}, so this turn's "
+                        "cost counts it as free; add it to the `prices` setting", models=unpriced))
     if any(a.get("cache") == "hit" for a in attempts):
         tips.append(tip("cache_hit", "info", "answered from the response cache"))
     order = {"critical": 0, "warning": 1, "info": 2}
@@ -86,6 +93,7 @@ class Observatory:
     def __init__(self, core: Any) -> None:
         self.core = core
         self.turns = core.stats.turns
+        self._price = getattr(core.loop.router, "price", None)
 
     async def _turn(self, turn_id: str) -> dict[str, Any]:
         turn = await self.turns.turn(turn_id)
@@ -141,7 +149,7 @@ class Observatory:
 
     async def tips(self, turn_id: str) -> dict[str, Any]:
         turn = await self._turn(turn_id)
-        tips = turn_tips(turn, await self.turns.tool_calls([turn_id]))
+        tips = turn_tips(turn, await self.turns.tool_calls([turn_id]), self._price)
         return {"turn_id": turn_id, "tips": tips, "count": len(tips)}
 
     async def model_selection(self, turn_id: str) -> dict[str, Any]:
@@ -160,7 +168,7 @@ class Observatory:
         by_turn: dict[str, list[dict[str, Any]]] = {}
         for call in calls:
             by_turn.setdefault(call["turn_id"], []).append(call)
-        tips = Counter(t["kind"] for turn in turns for t in turn_tips(turn, by_turn.get(turn["id"], [])))
+        tips = Counter(t["kind"] for turn in turns for t in turn_tips(turn, by_turn.get(turn["id"], []), self._price))
         latencies = [t["total_ms"] for t in turns]
         return {
             "session_id": session_id, "turns": len(turns),
@@ -180,7 +188,7 @@ class Observatory:
         calls = await self.turns.tool_calls([turn_id])
         material = {"turn": self.summary(turn, len(calls)), "context": turn["context"],
                     "tool_calls": [{k: c[k] for k in ("tool", "input", "output", "is_error")} for c in calls],
-                    "tips": turn_tips(turn, calls)}
+                    "tips": turn_tips(turn, calls, self._price)}
         return {"turn_id": turn_id, **await self._analyze(turn["agent"], material)}
 
     async def analyze_session(self, session_id: str) -> dict[str, Any]:
