@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from podium.api._dialect import describe_validation
 from podium.errors import BadRequest
 from podium.ids import now_ms
 from podium.settings import Settings
@@ -46,7 +45,9 @@ class ConfigService:
         try:
             candidate = type(self.settings).model_validate({**self.settings.model_dump(), **changes})
         except ValidationError as exc:
-            raise BadRequest(f"invalid settings: {describe_validation(exc.errors())}") from exc
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise BadRequest(f"invalid setting {where}: {first['msg']}") from exc
         if "default_agent" in changes:
             self.core.agents.get(candidate.default_agent)  # 404 for an agent that does not exist
         if "log_level" in changes:
