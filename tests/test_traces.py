@@ -41,7 +41,8 @@ def test_tool_run_produces_parent_child_spans(podium):
     assert all(s["parent_id"] is None or s["parent_id"] in spans for s in trace["spans"])
     # The turn carries the trace id, and the single-trace route answers the same spans.
     turns = server.http.get(f"/api/sessions/{body['session_id']}/turns").json()["turns"]
-    assert turns[0]["trace_id"] == trace["trace_id"]
+    assert turns[0]["trace_id"] == trace["trace_id"] and trace["turn_id"] == turns[0]["id"]
+    assert trace["status"] == "OK" and trace["duration_ms"] == root["duration_ms"]
     one = server.http.get(f"/v1/traces/{trace['trace_id']}").json()
     assert sorted(s["span_id"] for s in one["spans"]) == sorted(spans)
 

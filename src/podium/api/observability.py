@@ -25,8 +25,10 @@ def span_body(row: dict[str, Any]) -> dict[str, Any]:
 
 def trace_body(spans: list[dict[str, Any]]) -> dict[str, Any]:
     root = next((s for s in spans if s["name"] == "agent.run"), spans[0])
+    attributes = root["attributes"] or {}
     return {"trace_id": root["trace_id"], "agent": root["agent"], "session_id": root["session_id"],
-            "spans": [span_body(s) for s in spans]}
+            "turn_id": attributes.get("turn_id"), "status": root["status"], "start_ms": round(root["start_ms"], 3),
+            "duration_ms": round(root["duration_ms"], 3), "spans": [span_body(s) for s in spans]}
 
 
 @router.get("/traces/")
