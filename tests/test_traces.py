@@ -132,3 +132,23 @@ def test_spans_past_retention_are_pruned(tmp_path):
         return kept_forever, pruned, left
 
     assert asyncio.run(scenario()) == (0, 1, ["new"])
+
+
+def test_concurrent_runs_keep_their_spans_apart(podium):
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow_calc = {**CALC, "model": {**CALC["model"], "script": [
+        {"tool_call": {"name": "calculator", "arguments": {"expression": "6*7"}}, "delay_ms": 30},
+        {"reply": "{tool_result}", "delay_ms": 10}]}}
+    server = podium([slow_calc])
+    with ThreadPoolExecutor(6) as pool:
+        bodies = list(pool.map(lambda i: run(server, "calc", f"q{i}"), range(6)))
+    traces = server.http.get("/v1/traces/", params={"agent": "calc"}).json()["traces"]
+    assert len(traces) == 6
+    assert {t["session_id"] for t in traces} == {b["session_id"] for b in bodies}
+    for trace in traces:
+        names = sorted(s["name"] for s in trace["spans"] if s["name"] in ("llm.call", "tool.execute"))
+        assert names == ["llm.call", "llm.call", "tool.execute"]
+        assert {s["attributes"].get("session_id") for s in trace["spans"]} <= {trace["session_id"], None}
+        ids = {s["span_id"] for s in trace["spans"]}
+        assert [s["name"] for s in trace["spans"] if s["parent_id"] not in ids] == ["agent.run"]
