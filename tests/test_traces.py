@@ -152,3 +152,16 @@ def test_concurrent_runs_keep_their_spans_apart(podium):
         assert {s["attributes"].get("session_id") for s in trace["spans"]} <= {trace["session_id"], None}
         ids = {s["span_id"] for s in trace["spans"]}
         assert [s["name"] for s in trace["spans"] if s["parent_id"] not in ids] == ["agent.run"]
+
+
+def test_a_refused_run_leaves_an_error_trace(podium):
+    thrifty = {**ECHO, "name": "thrifty", "budget": {"max_tokens_per_session": 1}}
+    server = podium([thrifty])
+    assert server.http.post("/v1/agents/thrifty/run", json={"query": "hi", "session_id": "b"}).status_code == 200
+    refused = server.http.post("/v1/agents/thrifty/run", json={"query": "again", "session_id": "b"})
+    assert refused.status_code == 429
+    traces = server.http.get("/v1/traces/").json()["traces"]
+    assert [t["status"] for t in traces] == ["ERROR", "OK"]  # newest first
+    assert traces[0]["turn_id"] is None and traces[1]["turn_id"] is not None
+    hooks = [s for s in traces[0]["spans"] if s["name"] == "run.before"]
+    assert [h["status"] for h in hooks][-1] == "ERROR" and "llm.call" not in {s["name"] for s in traces[0]["spans"]}
