@@ -18,7 +18,8 @@ def prometheus(server) -> dict[str, float]:
     response = server.http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    return {s.name: s.value for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {s.name + "".join(f"{{{k}={v}}}" for k, v in sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
 
 
 def test_counters_move_by_exactly_what_was_done(podium):
@@ -47,7 +48,10 @@ def test_counters_move_by_exactly_what_was_done(podium):
     exposed = prometheus(server)
     assert exposed["podium_agent_runs_total"] == 3
     assert exposed["podium_tool_executions_total"] == 1
-    assert exposed["podium_provider_scripted_calls_total"] == 4
+    assert exposed["podium_provider_calls_total{provider=scripted}"] == 4
+    assert exposed["podium_agent_runs_by_agent_total{agent=echo}"] == 2
+    assert exposed["podium_tool_executions_by_tool_total{tool=calculator}"] == 1
+    assert exposed["podium_provider_latency_ms_count{provider=scripted}"] == 4
     assert exposed["podium_agent_latency_ms_count"] == 3
     assert abs(exposed["podium_agent_latency_ms_sum"] - latency["sum"]) < 0.01
 

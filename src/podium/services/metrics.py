@@ -131,24 +131,49 @@ def _number(value: float) -> float | int:
 
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+# Flat JSON names that carry an agent, tool or provider become one labelled Prometheus family.
+_LABELLED = [
+    (re.compile(r"^agent\.(.+)\.runs$"), "agent_runs_by_agent", "agent"),
+    (re.compile(r"^tool\.(.+)\.executions$"), "tool_executions_by_tool", "tool"),
+    (re.compile(r"^provider\.([^.]+)\.(calls|errors|input_tokens|output_tokens|latency_ms)$"), "provider_{}", "provider"),
+]
 
 
-def prometheus_name(name: str) -> str:
-    return "podium_" + _UNSAFE.sub("_", name)
+def prometheus_family(name: str) -> tuple[str, dict[str, str]]:
+    """`provider.openai.calls` -> (`podium_provider_calls`, {provider: openai}); others stay flat."""
+    for pattern, family, label in _LABELLED:
+        match = pattern.match(name)
+        if match:
+            return "podium_" + family.format(*match.groups()[1:]), {label: match.group(1)}
+    return "podium_" + _UNSAFE.sub("_", name), {}
 
 
 class _PrometheusView(Collector):
-    """Reads the Metrics' numbers at scrape time: counters as counters, histograms as summaries."""
+    """Reads the Metrics' numbers at scrape time: counters as counters, histograms as summaries
+    (with `_min` and `_max` gauges)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.metrics.snapshot()
+        families: dict[str, Metric] = {}
+
+        def family(kind: type, name: str, labels: dict[str, str], doc: str) -> Metric:
+            if name not in families:
+                for label, value in labels.items():  # document the family, not its first member
+                    doc = doc.replace(f".{value}.", f".<{label}>.")
+                families[name] = kind(name, doc, labels=list(labels))
+            return families[name]
+
         for name, value in snapshot["counters"].items():
-            yield CounterMetricFamily(prometheus_name(name), f"Podium counter {name}", value=value)
+            base, labels = prometheus_family(name)
+            family(CounterMetricFamily, base, labels, f"Podium counter {name}").add_metric(list(labels.values()), value)
         for name, h in snapshot["histograms"].items():
-            base = prometheus_name(name)
-            yield SummaryMetricFamily(base, f"Podium histogram {name}", count_value=h["count"], sum_value=h["sum"])
-            yield GaugeMetricFamily(f"{base}_min", f"Smallest {name}", value=h["min"])
-            yield GaugeMetricFamily(f"{base}_max", f"Largest {name}", value=h["max"])
+            base, labels = prometheus_family(name)
+            values = list(labels.values())
+            family(SummaryMetricFamily, base, labels, f"Podium histogram {name}").add_metric(
+                values, count_value=h["count"], sum_value=h["sum"])
+            family(GaugeMetricFamily, f"{base}_min", labels, f"Smallest {name}").add_metric(values, h["min"])
+            family(GaugeMetricFamily, f"{base}_max", labels, f"Largest {name}").add_metric(values, h["max"])
+        yield from families.values()
