@@ -163,3 +163,7 @@ def test_summary_is_written_once_and_stored(podium, fake_upstream):
     run(server, "pal", "echo", "sum")  # three unsummarised turns: stored summary reused, not recomputed
     assert len(summaries()) == 1
     assert fake_upstream.requests[-1]["messages"][1]["content"].endswith("Hello from upstream")
+    cleared = server.http.delete("/v1/memory/pal/history/sum")
+    assert cleared.status_code == 200
+    run(server, "pal", "fresh start", "sum")
+    assert [m["content"] for m in fake_upstream.requests[-1]["messages"][1:]] == ["fresh start"]

@@ -75,6 +75,8 @@ class MemoryService:
 
     async def _summarised(self, spec: AgentSpec, session_id: str) -> list[dict[str, Any]]:
         stored = await self.store.summary(session_id, spec.name)
+        if stored and await self.store.drop_summary_if_orphaned(session_id, spec.name, stored["upto_message_id"]):
+            stored = None  # the history was cleared: its summary goes with it
         summary = stored["summary"] if stored else None
         pending = await self.store.messages_after(session_id, spec.name, stored["upto_message_id"] if stored else 0)
         fold = strategies.fold_point(len(pending), spec.memory.max_turns)

@@ -155,6 +155,15 @@ class MemoryStore:
         async with self.db.engine.begin() as conn:
             await conn.execute(stmt.on_conflict_do_update(index_elements=["session_id", "agent"], set_=values))
 
+    async def drop_summary_if_orphaned(self, session_id: str, agent: str, upto_message_id: int) -> bool:
+        """Delete a summary whose messages were cleared (its last folded message is gone)."""
+        async with self.db.engine.begin() as conn:
+            if (await conn.execute(select(messages.c.id).where(messages.c.id == upto_message_id))).first():
+                return False
+            await conn.execute(conversation_summaries.delete().where(
+                conversation_summaries.c.session_id == session_id, conversation_summaries.c.agent == agent))
+        return True
+
     async def messages_after(self, session_id: str, agent: str, after_id: int) -> list[dict[str, Any]]:
         """A session's messages by this agent with id > after_id, oldest first."""
         query = (select(messages.c.id, messages.c.role, messages.c.content)
