@@ -167,3 +167,20 @@ def test_summary_is_written_once_and_stored(podium, fake_upstream):
     assert cleared.status_code == 200
     run(server, "pal", "fresh start", "sum")
     assert [m["content"] for m in fake_upstream.requests[-1]["messages"][1:]] == ["fresh start"]
+
+
+def test_memory_and_rag_changes_are_pushed_on_ws(podium):
+    from websockets.sync.client import connect
+
+    server = podium([REMEMBER])
+    with connect(server.ws_url + "/ws", open_timeout=10) as ws:
+        run(server, "keeper", "Please keep this in mind.", "pushed")
+        server.http.post("/v1/rag/ingest", json={"collection": "c", "documents": [{"text": "hi"}]}).raise_for_status()
+        seen = []
+        while len(seen) < 3:
+            message = json.loads(ws.recv(timeout=30))
+            if message["event"].startswith(("memory:", "rag:")):
+                seen.append(message)
+    assert [m["event"] for m in seen] == ["memory:added", "memory:added", "rag:ingested"]
+    assert seen[0]["data"]["category"] == "preferences" and seen[0]["data"]["session_id"] == "pushed"
+    assert seen[2]["data"] == {"collection": "c", "documents_ingested": 1, "chunks_created": 1}
