@@ -196,4 +196,5 @@ class KnowledgeService:
 
 def _check_name(name: str) -> None:
     if not COLLECTION_NAME.match(name):
-        raise Unprocessable("collection must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        raise Unprocessable("collection must be 1-128 letters, digits, '_', '.' or '-', "
+                            "starting with a letter or digit")

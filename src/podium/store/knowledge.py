@@ -10,7 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, LargeBinary, String, Table, Text, delete, func, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    text,
+)
 
 from podium.ids import now_ms
 from podium.store.db import Database

@@ -89,7 +89,8 @@ class MemoryStore:
                 ids.append(result.inserted_primary_key[0])
         return ids
 
-    async def semantic_matrix(self, agent: str, embedder: str, dimension: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    async def semantic_matrix(self, agent: str, embedder: str,
+                              dimension: int) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Ids, session ids and vectors of an agent's memories made by this embedder."""
         query = (select(memory_semantic.c.id, memory_semantic.c.session_id, memory_semantic.c.vector)
                  .where(memory_semantic.c.agent == agent, memory_semantic.c.embedder == embedder)
