@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
 from podium.store.db import Database
@@ -115,8 +116,11 @@ class KnowledgeStore:
         query = text("SELECT c.id FROM rag_chunks_fts f JOIN rag_chunks c ON c.id = f.rowid "
                      "WHERE rag_chunks_fts MATCH :match AND c.collection = :name "
                      "ORDER BY bm25(rag_chunks_fts) LIMIT :limit")
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query, {"match": match, "name": name, "limit": limit})).all()
+        try:
+            async with self.db.engine.connect() as conn:
+                rows = (await conn.execute(query, {"match": match, "name": name, "limit": limit})).all()
+        except OperationalError:  # an SQLite without FTS5 (see migration 0003): vectors alone
+            return []
         return [r[0] for r in rows]
 
     async def list_collections(self) -> list[dict[str, Any]]:

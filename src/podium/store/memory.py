@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text, and_, func, or_, select, text
+from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
 from podium.store.db import Database, insert_for
@@ -180,7 +181,10 @@ class MemoryStore:
         """Messages and notes matching the words of `query`, best first."""
         if self.db.is_sqlite:
             match = fts_match(query)
-            return await self._fts_search(match, limit) if match else []
+            try:
+                return await self._fts_search(match, limit) if match else []
+            except OperationalError:  # an SQLite without FTS5 (see migration 0003)
+                pass
         return await self._like_search(query, limit)
 
     async def _fts_search(self, match: str, limit: int) -> list[dict[str, Any]]:

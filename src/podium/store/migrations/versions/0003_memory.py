@@ -90,10 +90,19 @@ def upgrade() -> None:
         sa.Column("upto_message_id", sa.Integer, nullable=False),
         sa.Column("updated_at", sa.Integer, nullable=False),
     )
-    if op.get_bind().dialect.name == "sqlite":
+    if _has_fts5():
         for fts, (table, column) in FTS.items():
             for statement in _fts_statements(fts, table, column):
                 op.execute(statement)
+
+
+def _has_fts5() -> bool:
+    # Python's SQLite nearly always has FTS5; without it search falls back to LIKE (the stores
+    # catch the missing tables) rather than the server refusing to start.
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return False
+    return bool(bind.exec_driver_sql("SELECT sqlite_compileoption_used('ENABLE_FTS5')").scalar())
 
 
 def downgrade() -> None:
