@@ -268,12 +268,14 @@ class Profile:
     def __exit__(self, *exc: Any) -> None:
         self.proc.wait(timeout=120)
 
-    def summary(self, top: int = 25) -> str:
-        """Top functions by own and by inclusive samples, written to bench/profiles/<name>.txt."""
+    def summary(self, top: int = 15) -> str:
+        """Where the samples went: by library, then Podium's own frames (inclusive) and the
+        hottest leaf frames. Written to bench/profiles/<name>.txt as well."""
         if not self.raw.exists():
             return "(py-spy produced no profile: is ptrace allowed?)"
         own: dict[str, int] = {}
-        inclusive: dict[str, int] = {}
+        ours: dict[str, int] = {}
+        libraries: dict[str, int] = {}
         total = 0
         for line in self.raw.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
@@ -283,15 +285,32 @@ class Profile:
             n = int(count)
             total += n
             own[frames[-1]] = own.get(frames[-1], 0) + n
-            for frame in set(frames):
-                inclusive[frame] = inclusive.get(frame, 0) + n
+            for frame in {f for f in frames if "podium/" in f and "cli.py" not in f}:
+                ours[frame] = ours.get(frame, 0) + n
+            for library in {_library(f) for f in frames} - {None}:
+                libraries[library] = libraries.get(library, 0) + n  # type: ignore[index]
         self.raw.unlink()
 
-        def table(counts: dict[str, int]) -> list[str]:
+        def table(counts: dict[str, int], limit: int) -> list[str]:
             return [f"{100 * n / max(total, 1):5.1f}%  {frame}"
-                    for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top]]
+                    for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]]
 
-        text = "\n".join([f"py-spy, {total} samples", "", "own time:", *table(own), "",
-                          "inclusive time:", *table(inclusive)])
+        text = "\n".join([f"py-spy --gil, {total} samples (time holding the GIL)", "",
+                          "by library (a sample counts for every library on its stack):",
+                          *table(libraries, 20), "", "Podium frames, inclusive:", *table(ours, top + 10), "",
+                          "hottest leaf frames:", *table(own, top)])
         self.out.write_text(text + "\n")
         return text
+
+
+LIBRARIES = ("sqlalchemy", "aiosqlite", "httpx", "httpcore", "h11", "anyio", "fastapi", "starlette", "pydantic",
+             "opentelemetry", "uvicorn", "json", "torch", "transformers", "numpy", "websockets", "jinja2")
+
+
+def _library(frame: str) -> str | None:
+    # A py-spy frame reads "function (path/to/module.py:line)".
+    path = frame.rpartition("(")[2]
+    if "podium/" in path:
+        return "podium (own code)"
+    top = path.split("/", 1)[0]
+    return top if top in LIBRARIES else None

@@ -81,7 +81,7 @@ def run() -> Section:
             with Profile(podium.pid, DURATION + 1, "s1_run_c16") as profile:
                 load("http", podium.url + PATH, BODY, concurrency=16, duration=DURATION, warmup=0)
             section.notes.append("Profile of Podium at c=16 (bench/profiles/s1_run_c16.txt):\n\n```\n"
-                                 + "\n".join(profile.summary().splitlines()[:32]) + "\n```")
+                                 + profile.summary() + "\n```")
         memory(relay, podium, section)
         semantic_memory(upstream, figures, section)
     return section

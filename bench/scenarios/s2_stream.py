@@ -3,8 +3,8 @@ token and tokens relayed per second."""
 
 from __future__ import annotations
 
-from harness import (DURATION, REPEAT, WARMUP, Section, fmt, knob, load, median, start_podium, start_relay,
-                     start_upstream, upstream_agent)
+from harness import (DURATION, REPEAT, WARMUP, Profile, Section, fmt, knob, load, median, start_podium,
+                     start_relay, start_upstream, upstream_agent)
 
 TOKENS = knob("STREAM_TOKENS", 200)
 CONCURRENCY = [int(c) for c in knob("STREAM_CONCURRENCY", "1,16").split(",")]
@@ -46,4 +46,9 @@ def run() -> Section:
             if c == 1:
                 section.target("TTFT within 2 ms of relay (c=1)", f"+{added:.2f} ms", added <= 2.0)
             section.target(f"tokens/s >= 0.8x relay (c={c})", f"{ratio:.2f}x", ratio >= 0.8)
+        if knob("PROFILE", True) and any(met is False for _, _, met in section.targets):
+            with Profile(podium.pid, DURATION + 1, "s2_stream_c1") as profile:
+                load("sse", podium.url + "/chat", body, concurrency=1, duration=DURATION, warmup=0, unique="sessionId")
+            section.notes.append("Profile of Podium streaming at c=1 (bench/profiles/s2_stream_c1.txt):\n\n```\n"
+                                 + profile.summary() + "\n```")
     return section

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from harness import Section, fmt, knob, load, routes, scripted_agent, start_podium
+from harness import Profile, Section, fmt, knob, load, routes, scripted_agent, start_podium
 
 SIZES = [int(s) for s in knob("RAG_SIZES", "10000").split(",")]
 BATCH = 500
@@ -56,6 +56,12 @@ def run() -> Section:
                 else:
                     section.target(f"RAG query p50 at {size:,} chunks (reported)", f"{q['p50_ms']:.1f} ms", None)
             section.target("RAG ingest (reported)", f"{rate:,.0f} chunks/s", None)
+            if knob("PROFILE", True):
+                with Profile(podium.pid, 8, "s5_rag_query") as profile:
+                    load("http", podium.url + "/v1/rag/query", {"collection": "bench", "top_k": 5},
+                         duration=6, warmup=0, unique="query")
+                section.notes.append(f"Profile of queries at {ingested:,} chunks (bench/profiles/s5_rag_query.txt):"
+                                     "\n\n```\n" + profile.summary() + "\n```")
     section.notes.append(
         f"Documents of 40 random words (one chunk each), ingested {BATCH} per request into one collection "
         "with the local embedder (all-MiniLM-L6-v2 on CPU). Queries are distinct strings (no query cache "
