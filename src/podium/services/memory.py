@@ -64,7 +64,10 @@ class MemoryService:
         config = spec.memory
         if config.strategy == "summary":
             return await self._summarised(spec, session_id)
-        rows = await self.conversations.history(session_id, self.settings.history_limit)
+        limit = self.settings.history_limit
+        if config.strategy == "sliding_window":
+            limit = min(limit, config.max_turns * 2)
+        rows = await self.conversations.history(session_id, limit)
         past = [{"role": m["role"], "content": m["content"]} for m in rows]
         if config.strategy == "token_budget":
             model = (spec.model or self.loop.default_model).primary
