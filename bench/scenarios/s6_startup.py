@@ -4,10 +4,12 @@ with the shipped agents (whose default model is the local one, which is not load
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import PODIUM, REPEAT, ROOT, Section, Server, fmt, free_port, median, start_relay, start_upstream
+from harness import (PODIUM, PYTHON, REPEAT, ROOT, Section, Server, fmt, free_port, median, start_relay,
+                     start_upstream)
 
 
 def podium_once(data_dir: Path) -> float:
@@ -15,6 +17,18 @@ def podium_once(data_dir: Path) -> float:
     argv = [PODIUM, "serve", "--port", str(port), "--data-dir", str(data_dir), "--agents-dir", str(ROOT / "agents")]
     with Server("podium", argv, port, "/v1/health").wait_healthy(timeout=120) as server:
         return server.ready_s
+
+
+def import_times(top: int = 10) -> str:
+    """The slowest imports of the server's modules (cumulative microseconds, `-X importtime`)."""
+    out = subprocess.run([PYTHON, "-X", "importtime", "-c", "import podium.cli, podium.app"],
+                         capture_output=True, text=True, cwd=ROOT).stderr
+    rows = []
+    for line in out.splitlines()[1:]:
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    return "\n".join(f"{us / 1e6:6.3f} s  {name}" for us, name in sorted(rows, reverse=True)[:top])
 
 
 def run() -> Section:
@@ -39,6 +53,7 @@ def run() -> Section:
     for name, values in (("podium, fresh data dir", fresh), ("podium, existing data dir", warm),
                          ("relay", relay)):
         section.rows.append([name, fmt(median(values), 2), fmt(min(values), 2), fmt(max(values), 2), len(values)])
+    section.notes.append("Where start-up goes: the slowest imports (cumulative):\n\n```\n" + import_times() + "\n```")
     section.target("start-up to healthy (no target; reported)", f"{median(fresh):.2f} s fresh, "
                    f"{median(warm):.2f} s warm", None)
     return section

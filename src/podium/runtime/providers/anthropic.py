@@ -6,8 +6,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anthropic
-
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
 from podium.runtime.providers.base import ModelRequest, ProviderEvent
@@ -21,7 +19,11 @@ class AnthropicProvider:
     supports_tools = True
 
     def __init__(self, model: str, *, base_url: str | None, api_key: str | None, timeout: float = 60.0) -> None:
+        # Imported on first use: the SDK alone took a third of the server's start-up.
+        import anthropic
+
         self.model = model
+        self._sdk = anthropic
         # The SDK brings its own HTTP stack (it rejects a shared httpx client), one per provider.
         self.client = anthropic.AsyncAnthropic(
             base_url=base_url, api_key=api_key or "not-set", max_retries=0, timeout=timeout,
@@ -41,17 +43,18 @@ class AnthropicProvider:
                                 "input_schema": t.get("parameters") or {"type": "object"}} for t in request.tools]
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
+        sdk = self._sdk
         try:
             async with self.client.messages.stream(**kwargs) as stream:
                 async for text in stream.text_stream:
                     yield TextDelta(text)
                 final = await stream.get_final_message()
-        except anthropic.APIStatusError as exc:
+        except sdk.APIStatusError as exc:
             raise ProviderError(f"anthropic answered {exc.status_code}", status=exc.status_code,
                                 retry_after=retry_after(exc.response.headers)) from exc
-        except anthropic.APITimeoutError as exc:
+        except sdk.APITimeoutError as exc:
             raise ProviderError("anthropic timed out") from exc
-        except anthropic.APIConnectionError as exc:
+        except sdk.APIConnectionError as exc:
             raise ProviderError(f"anthropic unreachable: {exc.__cause__ or exc}") from exc
         for block in final.content:
             if block.type == "tool_use":
