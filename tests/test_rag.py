@@ -223,3 +223,17 @@ def test_concurrent_queries_share_the_embedder(server):
             "collection": "docs", "query": q, "top_k": 1}).json()["results"][0]["metadata"]["id"],
             list(QUESTIONS) * 2))
     assert answers == list(QUESTIONS.values()) * 2
+
+
+def test_large_ingest_is_embedded_in_slices_in_order(server):
+    # 300 documents span several embedding slices (128 texts each); every vector must land on
+    # its own chunk, so each document's exact text finds itself first.
+    topics = ["volcano", "violin", "glacier", "satellite", "orchard", "submarine", "desert", "library"]
+    documents = [{"text": f"Note {i}: a short remark about the {topics[i % 8]} number {i}.", "metadata": {"i": i}}
+                 for i in range(300)]
+    answer = server.http.post("/v1/rag/ingest", json={"collection": "many", "documents": documents}).json()
+    assert answer["chunks_created"] == 300
+    for i in (0, 127, 128, 255, 256, 299):
+        found = server.http.post("/v1/rag/query", json={"collection": "many", "query": documents[i]["text"],
+                                                        "top_k": 1}).json()["results"]
+        assert found[0]["metadata"] == {"i": i} and found[0]["score"] > 0.99

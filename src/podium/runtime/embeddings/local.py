@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import os
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,20 @@ def _load(path: Path) -> tuple[Any, threading.Lock]:
     return SentenceTransformer(str(path), device="cpu", local_files_only=True), threading.Lock()
 
 
+@dataclass(eq=False)
+class _Request:
+    """One caller's texts, embedded slice by slice."""
+
+    texts: list[str]
+    future: asyncio.Future[np.ndarray]
+    parts: list[np.ndarray] = field(default_factory=list)
+    done: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.texts) - self.done
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 (384 dimensions) with request batching."""
 
@@ -58,11 +73,12 @@ class LocalEmbedder:
 
     def __init__(self, batch_size: int = 64) -> None:
         self.batch_size = batch_size
+        self.slice_size = batch_size * 2
         # Both the weights and sentence-transformers must be installed (`make install` does both).
         self._path = model_dir() if importlib.util.find_spec("sentence_transformers") else None
         self._model: Any = None
         self._load_lock = asyncio.Lock()
-        self._pending: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
+        self._pending: list[_Request] = []
         self._worker: asyncio.Task[None] | None = None
 
     @property
@@ -76,11 +92,11 @@ class LocalEmbedder:
     async def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._pending.append((list(texts), future))
+        request = _Request(list(texts), asyncio.get_running_loop().create_future())
+        self._pending.append(request)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain(), name="embedder:local")
-        return await future
+        return await request.future
 
     async def _model_ready(self) -> Any:
         async with self._load_lock:
@@ -92,23 +108,48 @@ class LocalEmbedder:
         return self._model
 
     async def _drain(self) -> None:
-        """Serve every waiting request; requests that arrive meanwhile join the next batch."""
+        """Serve waiting requests, one slice of texts per forward pass. Requests that arrive
+        meanwhile join the next slice, smallest first, so a query never waits for a large
+        ingest to finish, only for the slice in progress."""
         while self._pending:
-            batch, self._pending = self._pending, []
+            self._pending = sorted((r for r in self._pending if not r.future.done()), key=lambda r: r.remaining)
+            taken, texts = self._slice()
+            if not taken:
+                continue
             try:
-                model = await self._model_ready()
-                texts = [t for texts, _ in batch for t in texts]
-                vectors = await asyncio.to_thread(self._encode, model, texts)
+                vectors = await asyncio.to_thread(self._encode, await self._model_ready(), texts)
             except Exception as exc:  # every waiter hears the failure; none hangs
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                for request, _ in taken:
+                    self._finish(request, error=exc)
                 continue
             start = 0
-            for texts, future in batch:
-                if not future.done():
-                    future.set_result(vectors[start:start + len(texts)])
-                start += len(texts)
+            for request, count in taken:
+                request.parts.append(vectors[start:start + count])
+                request.done += count
+                start += count
+                if request.remaining == 0:
+                    self._finish(request)
+
+    def _slice(self) -> tuple[list[tuple[_Request, int]], list[str]]:
+        taken: list[tuple[_Request, int]] = []
+        texts: list[str] = []
+        for request in self._pending:
+            count = min(request.remaining, self.slice_size - len(texts))
+            if count <= 0:
+                break
+            taken.append((request, count))
+            texts += request.texts[request.done:request.done + count]
+        return taken, texts
+
+    def _finish(self, request: _Request, error: Exception | None = None) -> None:
+        if request in self._pending:
+            self._pending.remove(request)
+        if request.future.done():
+            return
+        if error is not None:
+            request.future.set_exception(error)
+        else:
+            request.future.set_result(np.concatenate(request.parts))
 
     def _encode(self, loaded: tuple[Any, threading.Lock], texts: list[str]) -> np.ndarray:
         model, lock = loaded
