@@ -45,20 +45,29 @@ async def chat_event_source(core: CoreDep, sessionId: str = Query(min_length=1, 
 
 
 async def frames(handle: RunHandle) -> AsyncIterator[str]:
-    async for event in handle.events():
-        if isinstance(event, TextDelta):
-            yield _sse.frame({"type": "text", "content": event.text}, "message")
-        elif isinstance(event, ToolCall):
-            yield _sse.frame({"type": "tool_call", "name": event.name, "input": event.input}, "tool_call")
-        elif isinstance(event, ToolResult):
-            yield _sse.frame({"type": "tool_result", "name": event.name, "result": event.output,
-                              "isError": event.is_error}, "tool_result")
-        elif isinstance(event, Waiting):
-            yield _sse.frame({"type": "waiting", "reason": event.reason, **event.data}, "waiting")
-        elif isinstance(event, Done):
-            yield _sse.frame({}, "done")
-        elif isinstance(event, Failed):
-            yield _sse.frame({"error": event.error.message, "code": event.error.code}, "error")
+    # Events already queued go out in one write: a write per token halved the rate at which
+    # a burst of tokens reached the client (bench/RESULTS.md, scenario 2).
+    async for batch in handle.batches():
+        text = "".join(_frame(event) for event in batch)
+        if text:
+            yield text
+
+
+def _frame(event: object) -> str:
+    if isinstance(event, TextDelta):
+        return _sse.frame({"type": "text", "content": event.text}, "message")
+    if isinstance(event, ToolCall):
+        return _sse.frame({"type": "tool_call", "name": event.name, "input": event.input}, "tool_call")
+    if isinstance(event, ToolResult):
+        return _sse.frame({"type": "tool_result", "name": event.name, "result": event.output,
+                           "isError": event.is_error}, "tool_result")
+    if isinstance(event, Waiting):
+        return _sse.frame({"type": "waiting", "reason": event.reason, **event.data}, "waiting")
+    if isinstance(event, Done):
+        return _sse.frame({}, "done")
+    if isinstance(event, Failed):
+        return _sse.frame({"error": event.error.message, "code": event.error.code}, "error")
+    return ""  # usage: not part of the chat dialect's stream
 
 
 @router.get("/chat/{session_id}")

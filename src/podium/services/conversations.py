@@ -61,6 +61,17 @@ class RunHandle:
             if isinstance(event, (Done, Failed)):
                 return
 
+    async def batches(self) -> AsyncIterator[list[RunEvent]]:
+        """The same events as `events()`, each time as many as are already queued: a stream
+        writer sends a burst of tokens in one write rather than one write per token."""
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and not isinstance(batch[-1], (Done, Failed)):
+                batch.append(self._queue.get_nowait())
+            yield batch
+            if isinstance(batch[-1], (Done, Failed)):
+                return
+
     async def result(self) -> RunResult:
         """Wait for the end of the run; raise its error if it failed."""
         async for event in self.events():
