@@ -25,6 +25,10 @@ def throughput(relay, podium, section: Section) -> list[dict]:  # noqa: ANN001
         f = {"c": c, **{f"{n}_{k}": median([r[k] for r in rs]) for n, rs in runs.items()
                         for k in ("rps", "p50_ms", "p99_ms")},
              "errors": sum(r["errors"] for rs in runs.values() for r in rs)}
+        for name, rs in runs.items():
+            seen = [e for r in rs for e in r["first_errors"]]
+            if seen:
+                section.notes.append(f"{name} errors at c={c} (first of {sum(r['errors'] for r in rs)}): {seen[:2]}")
         f["ratio"] = f["podium_rps"] / f["relay_rps"]
         f["added_p50"] = f["podium_p50_ms"] - f["relay_p50_ms"]
         figures.append(f)
