@@ -143,3 +143,17 @@ def test_one_session_across_dialects(podium):
     server.http.post("/v1/query", json={"prompt": "from gateway", "agent": "echo", "session": "x1"})
     contents = [m["content"] for m in server.http.get("/chat/x1").json()["messages"] if m["role"] == "user"]
     assert contents == ["from chat", "from runtime", "from gateway"]
+
+
+def test_body_over_limit_is_413_in_each_dialect_shape(podium):
+    http = podium([ECHO]).http
+    big = b"x" * (10 * 1024 * 1024 + 1)
+    headers = {"content-type": "application/json"}
+    runtime = http.post("/v1/agents/echo/run", content=big, headers=headers)
+    assert runtime.status_code == 413 and "exceeds" in runtime.json()["detail"]
+    openai = http.post("/v1/chat/completions", content=big, headers=headers)
+    assert openai.status_code == 413 and openai.json()["error"]["type"] == "invalid_request_error"
+    gateway = http.post("/v1/query", content=big, headers=headers)
+    assert gateway.status_code == 413 and set(gateway.json()) == {"error"}
+    work = http.post("/api/tasks", content=big, headers=headers)
+    assert work.status_code == 413 and set(work.json()) == {"error"}
