@@ -58,8 +58,10 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+def median(values: list[float | None]) -> float:
+    """The median of the figures present (a measurement in which nothing succeeded has None)."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else float("nan")
 
 
 @dataclass

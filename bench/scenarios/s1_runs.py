@@ -102,6 +102,9 @@ def semantic_memory(upstream, figures: list[dict], section: Section) -> None:  #
                 continue
             r = [load("http", podium.url + PATH, BODY, concurrency=f["c"], duration=DURATION, warmup=WARMUP)
                  for _ in range(REPEAT)]
+            if any(x["p50_ms"] is None for x in r):  # not one run finished within a measurement
+                section.notes.append(f"semantic memory on, c={f['c']}: no run completed within {DURATION:g} s")
+                continue
             rps, p50 = median([x["rps"] for x in r]), median([x["p50_ms"] for x in r])
             section.rows.append([f"{f['c']} (semantic memory on)", fmt(f["relay_rps"], 0), fmt(rps, 0),
                                  fmt(rps / f["relay_rps"], 2), fmt(f["relay_p50_ms"], 2), fmt(p50, 2),
