@@ -95,7 +95,8 @@ class ConversationService:
         self.store = store
         self.services = services
         self.hooks = RunHooks()
-        # The memory service (issue 4) picks the history per the agent's memory strategy.
+        # The memory service picks the history per the agent's memory strategy; the Core sets it
+        # right after building both (it needs this service's store, so it comes second).
         self.memory: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -138,12 +139,8 @@ class ConversationService:
             return [system, *messages]
         if fresh:
             return [system, {"role": "user", "content": message}]
-        if self.memory is not None:
-            return [system, *await self.memory.history(spec, session_id, system, message),
-                    {"role": "user", "content": message}]
-        limit = min(self.settings.history_limit, spec.memory.max_turns * 2)
-        history = await self.store.history(session_id, limit)
-        return [system, *({"role": m["role"], "content": m["content"]} for m in history),
+        # The memory service owns history selection (window, token budget, summary).
+        return [system, *await self.memory.history(spec, session_id, system, message),
                 {"role": "user", "content": message}]
 
     @asynccontextmanager
