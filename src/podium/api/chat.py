@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +11,6 @@ from podium.api._dialect import CHAT
 from podium.errors import SessionNotFound
 from podium.ids import iso, now_ms
 from podium.runtime.events import Done, Failed, TextDelta, ToolCall, ToolResult, Waiting
-from podium.services.conversations import RunHandle
 
 router = CHAT.router(tags=["chat"])
 
@@ -31,7 +28,7 @@ class ChatRequest(BaseModel):
 async def chat(body: ChatRequest, core: CoreDep, traceparent: str | None = Header(None)):
     handle = await core.conversations.start(body.agent, body.message, body.sessionId, traceparent=traceparent)
     if body.stream:
-        return _sse.response(frames(handle))
+        return _sse.response(_sse.frames(handle, frame))
     result = await handle.result()
     return {"response": result.response, "sessionId": result.session_id,
             "usage": {"inputTokens": result.usage.input_tokens, "outputTokens": result.usage.output_tokens}}
@@ -41,19 +38,11 @@ async def chat(body: ChatRequest, core: CoreDep, traceparent: str | None = Heade
 async def chat_event_source(core: CoreDep, sessionId: str = Query(min_length=1, max_length=200),
                             message: str = Query(min_length=1), agent: str | None = None):
     """The same stream for a browser EventSource, which can only GET."""
-    return _sse.response(frames(await core.conversations.start(agent, message, sessionId)))
+    return _sse.response(_sse.frames(await core.conversations.start(agent, message, sessionId), frame))
 
 
-async def frames(handle: RunHandle) -> AsyncIterator[str]:
-    # Events already queued go out in one write: a write per token halved the rate at which
-    # a burst of tokens reached the client (bench/RESULTS.md, scenario 2).
-    async for batch in handle.batches():
-        text = "".join(_frame(event) for event in batch)
-        if text:
-            yield text
-
-
-def _frame(event: object) -> str:
+def frame(event: object) -> str:
+    """One run event as the chat dialect's SSE event (empty for events it does not show)."""
     if isinstance(event, TextDelta):
         return _sse.frame({"type": "text", "content": event.text}, "message")
     if isinstance(event, ToolCall):

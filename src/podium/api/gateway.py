@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,7 +9,6 @@ from podium.api import _sse
 from podium.api._deps import CoreDep
 from podium.api._dialect import GATEWAY
 from podium.runtime.events import Done, Failed, TextDelta, Waiting
-from podium.services.conversations import RunHandle
 
 router = GATEWAY.router(prefix="/v1", tags=["gateway"])
 
@@ -34,17 +31,18 @@ async def query(body: QueryRequest, core: CoreDep, traceparent: str | None = Hea
 
 @router.post("/stream")
 async def stream(body: QueryRequest, core: CoreDep, traceparent: str | None = Header(None)):
-    return _sse.response(frames(await core.conversations.start(body.agent, body.prompt, body.session,
-                                                               traceparent=traceparent)))
+    handle = await core.conversations.start(body.agent, body.prompt, body.session, traceparent=traceparent)
+    return _sse.response(_sse.frames(handle, frame))
 
 
-async def frames(handle: RunHandle) -> AsyncIterator[str]:
-    async for event in handle.events():
-        if isinstance(event, TextDelta):
-            yield _sse.frame({"text": event.text})
-        elif isinstance(event, Waiting):
-            yield _sse.frame({"waiting": event.reason, **event.data})
-        elif isinstance(event, Done):
-            yield _sse.frame({"done": True})
-        elif isinstance(event, Failed):
-            yield _sse.frame({"error": event.error.message})
+def frame(event: object) -> str:
+    """One run event as the gateway's SSE data line (empty for events it does not show)."""
+    if isinstance(event, TextDelta):
+        return _sse.frame({"text": event.text})
+    if isinstance(event, Waiting):
+        return _sse.frame({"waiting": event.reason, **event.data})
+    if isinstance(event, Done):
+        return _sse.frame({"done": True})
+    if isinstance(event, Failed):
+        return _sse.frame({"error": event.error.message})
+    return ""

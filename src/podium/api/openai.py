@@ -89,16 +89,20 @@ async def chunks(handle: RunHandle, completion_id: str, model: str) -> AsyncIter
                            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                            **extra})
 
-    yield chunk({"role": "assistant", "content": ""})
-    async for event in handle.events():
+    def render(event: object) -> str:
         if isinstance(event, TextDelta):
-            yield chunk({"content": event.text})
-        elif isinstance(event, Done):
+            return chunk({"content": event.text})
+        if isinstance(event, Done):
             u = event.result.usage
-            yield chunk({}, "stop", usage={"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-                                           "total_tokens": u.total_tokens})
-        elif isinstance(event, Failed):
-            yield _sse.frame(openai_error(event.error))
+            return chunk({}, "stop", usage={"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+                                            "total_tokens": u.total_tokens})
+        if isinstance(event, Failed):
+            return _sse.frame(openai_error(event.error))
+        return ""
+
+    yield chunk({"role": "assistant", "content": ""})
+    async for text in _sse.frames(handle, render):
+        yield text
     yield _sse.frame("[DONE]")
 
 
