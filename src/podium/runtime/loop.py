@@ -20,7 +20,7 @@ from podium.errors import ProviderError, ProvidersUnavailable
 from podium.runtime import prompts
 from podium.runtime.agent import AgentSpec, ModelConfig, ModelRef
 from podium.runtime.events import RunEvent, TextDelta, ToolCall, ToolCallRecord, ToolResult, Usage
-from podium.runtime.providers.base import ModelRequest
+from podium.runtime.providers.base import ModelRequest, last_content
 from podium.runtime.providers.pool import ProviderPool
 from podium.runtime.response_cache import ResponseCache
 from podium.runtime.routing import ModelRouter
@@ -113,7 +113,7 @@ class AgentLoop:
         if self.providers.get(model.primary).supports_tools:
             await self._route_with_tools(state, targets)
         else:
-            await self._delegate(state, choose_agent(_last_user(state.messages), targets))
+            await self._delegate(state, choose_agent(last_content(state.messages, "user"), targets))
 
     async def _route_with_tools(self, state: RunState, targets: list[AgentSpec]) -> None:
         tools = [{"name": t.name, "description": f"Delegate to {t.name}: {t.description}",
@@ -288,10 +288,6 @@ def _merge(state: RunState, sub: RunState) -> None:
     state.attempts += sub.attempts
     state.model, state.provider = sub.model or state.model, sub.provider or state.provider
     state.last_request = sub.last_request or state.last_request
-
-
-def _last_user(messages: list[dict[str, Any]]) -> str:
-    return next((str(m.get("content") or "") for m in reversed(messages) if m["role"] == "user"), "")
 
 
 _WORD = re.compile(r"[a-z0-9]+")

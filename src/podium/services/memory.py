@@ -26,7 +26,7 @@ from podium.runtime import memory as strategies
 from podium.runtime.agent import AgentSpec
 from podium.runtime.embeddings.base import Embedder
 from podium.runtime.loop import RunState
-from podium.runtime.providers.base import ModelRequest
+from podium.runtime.providers.base import ModelRequest, last_content
 from podium.runtime.events import TextDelta
 from podium.services.knowledge import KnowledgeService, MatrixCache, top_matches
 from podium.settings import Settings
@@ -114,7 +114,7 @@ class MemoryService:
 
     async def before_run(self, state: RunState) -> None:
         """Add knowledge, working notes and recalled memories to the run's system message."""
-        message = _last_user(state.messages)
+        message = last_content(state.messages, "user")
         if not message:
             return
         parts = []
@@ -280,7 +280,3 @@ def episode_body(run: dict[str, Any]) -> dict[str, Any]:
             "duration_ms": round(run["total_ms"] or 0, 2), "timestamp": iso(run["created_at"]),
             "tool_calls": [{"tool": c["tool"], "input": c["input"], "outcome": "error" if c["is_error"] else "ok",
                             "duration_ms": round(c["duration_ms"] or 0, 2)} for c in run["tool_calls"]]}
-
-
-def _last_user(messages: list[dict[str, Any]]) -> str:
-    return next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")

@@ -31,6 +31,11 @@ class Provider(Protocol):
     def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]: ...
 
 
+def last_content(messages: list[dict[str, Any]], role: str) -> str:
+    """The text of the newest message with `role` ("" when there is none)."""
+    return next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == role), "")
+
+
 def approx_tokens(text: str) -> int:
     """A cheap token estimate (about four characters each) for providers that report none."""
     return max(1, (len(text) + 3) // 4) if text else 0

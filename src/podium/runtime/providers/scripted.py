@@ -21,7 +21,7 @@ from typing import Any
 
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
-from podium.runtime.providers.base import ModelRequest, ProviderEvent, approx_tokens, request_tokens
+from podium.runtime.providers.base import ModelRequest, ProviderEvent, approx_tokens, last_content, request_tokens
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 
@@ -71,6 +71,5 @@ class ScriptedProvider:
     def _reply_text(step: dict[str, Any], messages: list[dict[str, Any]]) -> str:
         if "tokens" in step:
             return " ".join(f"tok{i}" for i in range(int(step["tokens"])))
-        user = next((str(m.get("content") or "") for m in reversed(messages) if m["role"] == "user"), "")
-        tool = next((str(m.get("content") or "") for m in reversed(messages) if m["role"] == "tool"), "")
+        user, tool = last_content(messages, "user"), last_content(messages, "tool")
         return str(step.get("reply", "{input}")).replace("{input}", user).replace("{tool_result}", tool)
