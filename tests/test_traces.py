@@ -111,7 +111,9 @@ def test_spans_past_retention_are_pruned(tmp_path):
 
     from podium.runtime.tracing import Tracing
     from podium.store.db import Database
+    from podium.store.conversations import ConversationStore
     from podium.store.traces import TraceStore
+    from podium.store.turn_writer import TurnWriter
 
     def row(span_id: str, age_days: float) -> dict:
         start = time.time() * 1000 - age_days * 86_400_000
@@ -122,8 +124,10 @@ def test_spans_past_retention_are_pruned(tmp_path):
     async def scenario() -> tuple[int, int, list[str]]:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
         await db.migrate()
-        tracing = Tracing(TraceStore(db))
-        await tracing.store.add([row("old", 31), row("new", 1)])
+        traces = TraceStore(db)
+        tracing = Tracing(traces, TurnWriter(db, ConversationStore(db), traces))
+        tracing.writer.add_spans([row("old", 31), row("new", 1)])
+        await tracing.flush()
         kept_forever = await tracing.prune(0)
         pruned = await tracing.prune(30)
         left = [s["span_id"] for s in await tracing.get("t" * 32)]

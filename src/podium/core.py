@@ -50,6 +50,7 @@ from podium.store.feedback import FeedbackStore
 from podium.store.knowledge import KnowledgeStore
 from podium.store.memory import MemoryStore
 from podium.store.traces import TraceStore
+from podium.store.turn_writer import TurnWriter
 from podium.store.turn_queries import TurnQueries
 from podium.store.work import WorkStore
 
@@ -66,14 +67,16 @@ class Core:
         register_builtins(self.tools)
         self.providers = ProviderPool(settings)
         self.agents = AgentService(AgentStore(self.db), self.tools)
-        self.tracing = Tracing(TraceStore(self.db), settings.otlp_endpoint)
+        conversations, traces = ConversationStore(self.db), TraceStore(self.db)
+        self.writer = TurnWriter(self.db, conversations, traces)
+        self.tracing = Tracing(traces, self.writer, settings.otlp_endpoint)
         self.response_cache = ResponseCache()
         self.loop = AgentLoop(self.providers, self.tools, self.agents,
                               default_model=ModelConfig.model_validate(settings.default_model),
                               router=ModelRouter.from_settings(settings),
                               tracer=self.tracing.tracer, cache=self.response_cache)
-        self.conversations = ConversationService(settings, self.agents, self.loop,
-                                                 ConversationStore(self.db), services=self, tracing=self.tracing)
+        self.conversations = ConversationService(settings, self.agents, self.loop, conversations, self.writer,
+                                                 services=self, tracing=self.tracing)
         self.tool_service = ToolService(self.tools, self.agents, ToolContext(settings, services=self))
         self._build_resilience(settings)
         self._build_observability(settings)
@@ -140,7 +143,8 @@ class Core:
         await self.session_worker.shutdown()
         await self.conversations.shutdown()
         await self.memory.stop()
-        await self.tracing.shutdown()
+        await self.tracing.shutdown()  # its spans go through the writer, closed next
+        await self.writer.close()
         self.logs.stop()
         await self.providers.close()
         await self.db.close()

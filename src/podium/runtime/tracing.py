@@ -1,9 +1,10 @@
 """Tracing of runs with the OpenTelemetry SDK, on a TracerProvider the Core owns.
 
-Finished spans are buffered by `StoreSpanProcessor` and written to the `spans` table in one
-batch when a run ends (`Tracing.flush`), so a run never waits on an INSERT per span. An
-incoming W3C `traceparent` makes the run a child of the caller's span. OTLP export is added
-only when `otlp_endpoint` is configured (the exporter is an optional extra).
+Finished spans are buffered by `StoreSpanProcessor`; when a run ends `Tracing.submit` hands
+them to the turn writer, which stores them with the next batch of turns. Reads flush the
+writer first, so a run's trace is complete once the run has answered. An incoming W3C
+`traceparent` makes the run a child of the caller's span. OTLP export is added only when
+`otlp_endpoint` is configured (the exporter is an optional extra).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from podium import __version__
 from podium.store.traces import TraceStore
+from podium.store.turn_writer import TurnWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,9 @@ def _plain(value: Any) -> Any:
 
 
 class StoreSpanProcessor(SpanProcessor):
-    """Buffers finished spans in memory until `flush` writes them as one batch."""
+    """Buffers finished spans in memory until `take` hands them to the writer."""
 
-    def __init__(self, store: TraceStore, max_buffer: int = 10_000) -> None:
-        self.store = store
+    def __init__(self, max_buffer: int = 10_000) -> None:
         self.max_buffer = max_buffer
         self._pending: list[dict[str, Any]] = []
 
@@ -65,15 +66,10 @@ class StoreSpanProcessor(SpanProcessor):
         if len(self._pending) < self.max_buffer:  # bounded: a stuck database must not eat memory
             self._pending.append(span_row(span))
 
-    async def flush(self) -> None:
+    def take(self) -> list[dict[str, Any]]:
         rows, self._pending = self._pending, []
-        if not rows:
-            return
         _inherit_run_fields(rows)
-        try:
-            await self.store.add(rows)
-        except Exception:  # losing spans must never fail the run that produced them
-            log.exception("could not store %d spans", len(rows))
+        return rows
 
     def shutdown(self) -> None:
         return None
@@ -97,12 +93,13 @@ def _inherit_run_fields(rows: list[dict[str, Any]]) -> None:
 class Tracing:
     """The Core's tracer provider, its span store and the W3C propagator."""
 
-    def __init__(self, store: TraceStore, otlp_endpoint: str = "") -> None:
+    def __init__(self, store: TraceStore, writer: TurnWriter, otlp_endpoint: str = "") -> None:
         self.store = store
+        self.writer = writer
         self.provider = TracerProvider(resource=Resource.create({"service.name": "podium",
                                                                  "service.version": __version__}),
                                        shutdown_on_exit=False)
-        self.processor = StoreSpanProcessor(store)
+        self.processor = StoreSpanProcessor()
         self.provider.add_span_processor(self.processor)
         if otlp_endpoint:
             self._add_otlp(otlp_endpoint)
@@ -130,15 +127,27 @@ class Tracing:
         return self.tracer.start_span("agent.run", context=self.parent(traceparent),
                                       attributes={"agent": agent, "session_id": session_id})
 
+    def submit(self) -> None:
+        """Hand the spans finished so far to the writer (stored with its next batch)."""
+        self.writer.add_spans(self.processor.take())
+
     async def flush(self) -> None:
-        await self.processor.flush()
+        """Store the spans finished so far before returning."""
+        self.submit()
+        await self.writer.flush()
 
     async def recent(self, limit: int, agent: str | None = None) -> list[list[dict[str, Any]]]:
         """The newest traces (each a list of span rows), optionally only an agent's."""
+        await self.flush()
         return await self.store.recent(limit, agent)
 
     async def get(self, trace_id: str) -> list[dict[str, Any]]:
+        await self.flush()
         return await self.store.trace(trace_id)
+
+    async def count(self) -> int:
+        await self.flush()
+        return await self.store.count()
 
     async def prune(self, retention_days: int) -> int:
         """Drop spans older than the retention; 0 keeps every span."""

@@ -26,6 +26,7 @@ from podium.runtime.tools.base import ToolContext
 from podium.runtime.tracing import Tracing, hex_trace_id
 from podium.settings import Settings
 from podium.store.conversations import ConversationStore, TurnRecord
+from podium.store.turn_writer import TurnWriter
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,14 @@ class ConversationService:
     """Runs agents in sessions and reads sessions' history."""
 
     def __init__(self, settings: Settings, agents: Any, loop: AgentLoop, store: ConversationStore,
-                 services: Any = None, tracing: Tracing | None = None) -> None:
+                 writer: TurnWriter, services: Any = None, tracing: Tracing | None = None) -> None:
         self.settings = settings
         self.tracing = tracing
         self._tracer = tracing.tracer if tracing is not None else trace.NoOpTracer()
         self.agents = agents
         self.loop = loop
         self.store = store
+        self.writer = writer
         self.services = services
         self.hooks = RunHooks()
         # The memory service picks the history per the agent's memory strategy; the Core sets it
@@ -151,23 +153,24 @@ class ConversationService:
                 yield
         except BaseException:
             span.end()
-            await self._flush_spans()
+            self._submit_spans()
             raise
 
-    async def _flush_spans(self) -> None:
+    def _submit_spans(self) -> None:
         if self.tracing is not None:
-            await self.tracing.flush()
+            self.tracing.submit()
 
     async def _run(self, handle: RunHandle, state: RunState, message: str,
                    span: Span = trace.INVALID_SPAN) -> None:
-        """The run inside its `agent.run` span; its spans are stored before the client hears the end."""
+        """The run inside its `agent.run` span; its spans go to the writer before the client hears
+        the end (every read of traces flushes the writer first)."""
         try:
             with trace.use_span(span, end_on_exit=True):
                 final = await self._execute(handle, state, message)
                 if isinstance(final, Failed):
                     span.set_status(Status(StatusCode.ERROR, final.error.message))
         finally:
-            await self._flush_spans()
+            self._submit_spans()
         handle.emit(final)
 
     async def _execute(self, handle: RunHandle, state: RunState, message: str) -> Done | Failed:
@@ -186,7 +189,7 @@ class ConversationService:
             error = PodiumError("internal error during the run")
         record = self._record(handle, state, message, error, (time.perf_counter() - started) * 1000)
         try:
-            await self.store.record_turn(record)
+            await self.writer.record(record)
         except Exception:
             log.exception("could not record turn %s", record.turn_id)
             return Failed(PodiumError("the turn could not be recorded"))

@@ -205,7 +205,7 @@ class Observatory:
                     {"role": "user", "content": json.dumps(material, default=str)[:60_000]}]
         with self.core.tracing.tracer.start_as_current_span("llm.analyze", attributes={"agent": agent}):
             result = await self._complete(self._analysis_models(agent), messages)
-        await self.core.tracing.flush()
+        self.core.tracing.submit()
         return result
 
     def _analysis_models(self, agent: str) -> list[ModelRef]:

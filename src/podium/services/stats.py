@@ -164,12 +164,13 @@ class StatsService:
         usage = shutil.disk_usage(self.core.settings.data_dir)
         return {
             "agents": len(self.core.agents.all()), "active_runs": self.core.conversations.active_runs,
-            "tables": {**await self.turns.counts(), "spans": await self.core.tracing.store.count()},
+            "tables": {**await self.turns.counts(), "spans": await self.core.tracing.count()},
             "database_bytes": self._db_bytes(),
             "disk": {"free_bytes": usage.free, "total_bytes": usage.total},
             "last_hour": {"turns": len(hour), "tokens": sum(t["input_tokens"] + t["output_tokens"] for t in hour),
                           "cost_usd": round(sum(t["cost_usd"] for t in hour), 8)},
             "response_cache_entries": self.core.response_cache.size,
+            "turn_writer": self.core.writer.figures(),
         }
 
     def _db_bytes(self) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Integer, bindparam, delete, func, select, update
 
 from podium.ids import now_ms
 from podium.store.db import Database, insert_for
@@ -89,35 +89,28 @@ class ConversationStore:
         return {"id": result.inserted_primary_key[0], "session_id": session_id, "agent": agent,
                 "role": role, "content": content, "created_at": now}
 
-    async def record_turn(self, record: TurnRecord) -> None:
-        """Write the session, both messages, the turn and its tool calls atomically."""
+    def write_turns(self, conn: Connection, records: list[TurnRecord]) -> None:
+        """Write each record's session, messages, turn and tool calls: one executemany per table,
+        on the caller's transaction (the turn writer's batch)."""
         now = now_ms()
-        async with self.db.engine.begin() as conn:
-            await self._touch_session(conn, record.session_id, record.agent, now)
-            await conn.execute(turns.insert(), dict(
-                id=record.turn_id, session_id=record.session_id, agent=record.agent,
-                model=record.model, provider=record.provider, status=record.status,
-                error=record.error, input_tokens=record.input_tokens,
-                output_tokens=record.output_tokens, cost_usd=record.cost_usd,
-                total_ms=record.total_ms, model_ms=record.model_ms, tool_ms=record.tool_ms,
-                context=record.context, attempts=record.attempts, trace_id=record.trace_id,
-                created_at=now,
-            ))
-            rows = []
-            if record.user_message is not None:
-                rows.append({"role": "user", "content": record.user_message})
-            if record.assistant_message is not None:
-                rows.append({"role": "assistant", "content": record.assistant_message})
-            if rows:
-                await conn.execute(messages.insert(), [
-                    {**r, "session_id": record.session_id, "agent": record.agent,
-                     "turn_id": record.turn_id, "created_at": now} for r in rows
-                ])
-            if record.tool_calls:
-                await conn.execute(tool_calls.insert(), [
-                    {**c, "turn_id": record.turn_id, "session_id": record.session_id, "created_at": now}
-                    for c in record.tool_calls
-                ])
+        conn.execute(self._touch, [{"sid": r.session_id, "agent": r.agent, "now": now} for r in records])
+        conn.execute(turns.insert(), [dict(
+            id=r.turn_id, session_id=r.session_id, agent=r.agent, model=r.model, provider=r.provider,
+            status=r.status, error=r.error, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+            cost_usd=r.cost_usd, total_ms=r.total_ms, model_ms=r.model_ms, tool_ms=r.tool_ms,
+            context=r.context, attempts=r.attempts, trace_id=r.trace_id, created_at=now,
+        ) for r in records])
+        said = [{"role": role, "content": content, "session_id": r.session_id, "agent": r.agent,
+                 "turn_id": r.turn_id, "created_at": now}
+                for r in records
+                for role, content in (("user", r.user_message), ("assistant", r.assistant_message))
+                if content is not None]
+        if said:
+            conn.execute(messages.insert(), said)
+        calls = [{**c, "turn_id": r.turn_id, "session_id": r.session_id, "created_at": now}
+                 for r in records for c in r.tool_calls]
+        if calls:
+            conn.execute(tool_calls.insert(), calls)
 
     async def _touch_session(self, conn, session_id: str, agent: str | None, now: int) -> None:  # noqa: ANN001
         # A session comes into being the first time any dialect speaks in it.

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -38,13 +42,37 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        # A SQLite file gets one writer thread with a plain sqlite3 connection: a transaction
+        # there is one thread hop, where aiosqlite makes about three per statement.
+        self._writer: Engine | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
+        if self.is_sqlite and make_url(url).database not in (None, "", ":memory:"):
+            self._writer = create_engine(make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0)
+            event.listen(self._writer, "connect", _sqlite_pragmas)
+            self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="podium-db-writer")
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision of every branch."""
         await asyncio.to_thread(upgrade, self.url)
 
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(connection)` in one transaction with a synchronous connection: on a SQLite
+        file in the writer thread, elsewhere through SQLAlchemy's `run_sync` on the async engine."""
+        if self._writer is None or self._writer_thread is None:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(work)
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._write_sync, work)
+
+    def _write_sync(self, work: Callable[[Connection], T]) -> T:
+        assert self._writer is not None
+        with self._writer.begin() as conn:
+            return work(conn)
+
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writer_thread is not None and self._writer is not None:
+            self._writer_thread.shutdown(wait=True)
+            self._writer.dispose()
 
 
 def alembic_config(url: str) -> Config:

@@ -1,10 +1,10 @@
-"""Finished spans of every run's trace: written in batches, read back per trace."""
+"""Finished spans of every run's trace: written in batches (by the turn writer), read back per trace."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, String, Table, delete, func, select
+from sqlalchemy import JSON, Column, Connection, Float, Index, String, Table, delete, func, select
 
 from podium.store.db import Database
 from podium.store.tables import metadata
@@ -34,11 +34,11 @@ class TraceStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, rows: list[dict[str, Any]]) -> None:
-        """Write a batch of spans in one statement (executemany)."""
+    @staticmethod
+    def write(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Write a batch of spans in one statement (executemany), on the caller's transaction."""
         if rows:
-            async with self.db.engine.begin() as conn:
-                await conn.execute(spans.insert(), rows)
+            conn.execute(spans.insert(), rows)
 
     async def trace(self, trace_id: str) -> list[dict[str, Any]]:
         async with self.db.engine.connect() as conn:
