@@ -10,7 +10,8 @@ from starlette.requests import HTTPConnection
 from podium.core import Core
 
 
-def _core(connection: HTTPConnection) -> Core:
+async def _core(connection: HTTPConnection) -> Core:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
     return connection.app.state.core
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Header, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podium import __version__
@@ -83,7 +84,7 @@ def usage_body(result: RunResult) -> dict[str, int]:
 @router.post("/agents/{name}/run")
 async def run_agent(name: str, body: RunRequest, core: CoreDep, traceparent: str | None = Header(None)):
     handle = await core.conversations.start(name, body.query, body.session_id, traceparent=traceparent)
-    return run_body(await handle.result())
+    return JSONResponse(run_body(await handle.result()))
 
 
 @router.get("/memory/{agent}/history/{session_id}")

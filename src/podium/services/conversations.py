@@ -50,9 +50,13 @@ class RunHandle:
         self.session_id = session_id
         self.agent = agent
         self._queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+        # The last event on its own: a blocking caller waits once, not once per token.
+        self._end: asyncio.Future[Done | Failed] = asyncio.get_running_loop().create_future()
 
     def emit(self, event: RunEvent) -> None:
         self._queue.put_nowait(event)
+        if isinstance(event, (Done, Failed)) and not self._end.done():
+            self._end.set_result(event)
 
     async def events(self) -> AsyncIterator[RunEvent]:
         """Every event of the run, ending with Done or Failed."""
@@ -75,12 +79,10 @@ class RunHandle:
 
     async def result(self) -> RunResult:
         """Wait for the end of the run; raise its error if it failed."""
-        async for event in self.events():
-            if isinstance(event, Done):
-                return event.result
-            if isinstance(event, Failed):
-                raise event.error
-        raise AssertionError("run ended without Done or Failed")  # events() always ends with one
+        end = await self._end
+        if isinstance(end, Failed):
+            raise end.error
+        return end.result
 
 
 class ConversationService:
@@ -118,10 +120,7 @@ class ConversationService:
                 state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
                                  messages=await self._context(spec, session_id, message, messages, fresh),
                                  tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
-            for hook in self.hooks.before:
-                with self._tracer.start_as_current_span("run.before", attributes={**run_attributes,
-                                                                                  "hook": _hook_name(hook)}):
-                    await hook(state)  # may raise (a budget): nothing has been written yet
+            await self._hooks("before", self.hooks.before, state)  # may raise (a budget): nothing is written yet
         handle = RunHandle(session_id, spec.name)
         state.emit = handle.emit
         task = asyncio.create_task(self._run(handle, state, message, span), name=f"run:{spec.name}:{session_id}")
@@ -195,14 +194,30 @@ class ConversationService:
             return Failed(PodiumError("the turn could not be recorded"))
         trace.get_current_span().set_attributes({"turn_id": record.turn_id, "status": record.status,
                                                  "model": record.model or "", "cost_usd": record.cost_usd})
-        for hook in self.hooks.after:
-            try:
-                with self._tracer.start_as_current_span("run.after", attributes={
-                        "agent": state.spec.name, "session_id": state.session_id, "hook": _hook_name(hook)}):
-                    await hook(state, record)
-            except Exception:  # an observer's failure never fails a recorded run
-                log.exception("after-run hook failed")
+        await self._hooks("after", self.hooks.after, state, record)
         return Failed(error) if error else Done(self._result(record, state))
+
+    async def _hooks(self, phase: str, hooks: list[Callable[..., Awaitable[None]]], *args: Any) -> None:
+        """Run a phase's hooks in order; their names and times become attributes of the run's span
+        (a span per hook cost more than most hooks do; hooks with real work open their own, like
+        `memory.recall`). A before hook's error stops the run; an after hook's is logged, since an
+        observer never fails a recorded run."""
+        names: list[str] = []
+        took: list[float] = []
+        try:
+            for hook in hooks:
+                names.append(_hook_name(hook))
+                started = time.perf_counter()
+                try:
+                    await hook(*args)
+                except Exception:
+                    if phase == "before":
+                        raise
+                    log.exception("%s-run hook %s failed", phase, names[-1])
+                finally:
+                    took.append(round((time.perf_counter() - started) * 1000, 3))
+        finally:
+            trace.get_current_span().set_attributes({f"{phase}_hooks": names, f"{phase}_hook_ms": took})
 
     def _record(self, handle: RunHandle, state: RunState, message: str, error: PodiumError | None,
                 total_ms: float) -> TurnRecord:

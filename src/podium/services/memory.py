@@ -113,17 +113,22 @@ class MemoryService:
     # -- run hooks ----------------------------------------------------------------------
 
     async def before_run(self, state: RunState) -> None:
-        """Add knowledge, working notes and recalled memories to the run's system message."""
+        """Add knowledge, working notes and recalled memories to the run's system message, in a
+        `memory.recall` span when the agent uses any of them."""
         message = last_content(state.messages, "user")
-        if not message:
+        spec = state.spec
+        if not message or not (spec.knowledge or "remember" in spec.tools or self._semantic_on(spec)):
             return
-        parts = []
-        for part in (self._knowledge_part(state.spec, message), self._notes_part(state.spec, state.session_id),
-                     self._recall_part(state.spec, state.session_id, message)):
-            try:
-                parts.append(await part)
-            except Exception:  # memory is a help, never a reason for a run to fail
-                log.exception("memory for %s could not be prepared", state.spec.name)
+        with self.loop.tracer.start_as_current_span("memory.recall", attributes={
+                "agent": spec.name, "session_id": state.session_id}) as span:
+            parts = []
+            for part in (self._knowledge_part(spec, message), self._notes_part(spec, state.session_id),
+                         self._recall_part(spec, state.session_id, message)):
+                try:
+                    parts.append(await part)
+                except Exception:  # memory is a help, never a reason for a run to fail
+                    log.exception("memory for %s could not be prepared", spec.name)
+            span.set_attribute("parts", sum(1 for p in parts if p))
         extra = "\n\n".join(p for p in parts if p)
         if not extra:
             return
