@@ -5,7 +5,8 @@
 It answers Podium's own paths with Podium's own shapes, so the load generator sends the very
 same requests to both: `POST /v1/agents/{name}/run` (blocking JSON), `POST /chat` (SSE) and
 the WebSocket `/v1/ws/agent/{name}`. Like Podium it asks the upstream for a streamed answer
-(with usage) through one shared httpx client with the same pool limits. An agent given
+(with usage) through one shared aiohttp session with the same pool limits, so that the ratio
+measures what Podium adds, not which HTTP client each uses. An agent given
 `local_delay_ms` is answered by the relay itself, one token per delay, with no upstream:
 the equivalent of Podium's scripted provider, for holding streams open.
 """
@@ -18,7 +19,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,7 +34,7 @@ class Relay:
     def __init__(self, upstream: str, agents: dict[str, dict]) -> None:
         self.upstream = upstream.rstrip("/") + "/chat/completions"
         self.agents = agents
-        self.http: httpx.AsyncClient | None = None
+        self.http: aiohttp.ClientSession | None = None
 
     async def tokens(self, agent: str, text: str) -> AsyncIterator[str]:
         spec = self.agents.get(agent, {})
@@ -48,8 +49,9 @@ class Relay:
         if spec.get("max_tokens"):
             body["max_tokens"] = spec["max_tokens"]
         assert self.http is not None
-        async with self.http.stream("POST", self.upstream, json=body) as response:
-            async for line in response.aiter_lines():
+        async with self.http.post(self.upstream, json=body) as response:
+            async for raw in response.content:
+                line = raw.decode().rstrip()
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
                 for choice in json.loads(line[6:]).get("choices", []):
@@ -87,10 +89,10 @@ class Relay:
 def create_app(relay: Relay) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette):
-        relay.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0),
-                                       limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        relay.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=0),
+                                           timeout=aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=60.0))
         yield
-        await relay.http.aclose()
+        await relay.http.close()
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "healthy"})

@@ -109,3 +109,18 @@ def test_anthropic_provider_text_and_tool_use(podium):
     assert first["system"] == "Be exact." and first["tools"][0]["input_schema"]["type"] == "object"
     assert second["messages"][-1]["content"][0]["type"] == "tool_result"
     assert second["messages"][-1]["content"][0]["tool_use_id"] == "toolu_1"
+
+
+def test_openai_provider_takes_its_proxy_from_the_environment_once(monkeypatch):
+    from podium.runtime.providers.openai import OpenAIProvider
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+
+    def build(url):
+        return OpenAIProvider("m", base_url=url, api_key=None, session=lambda: None)
+
+    assert build("https://api.openai.com/v1").proxy == "http://proxy.internal:3128"
+    assert build("http://127.0.0.1:11434/v1").proxy is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert build("https://api.openai.com/v1").proxy is None

@@ -115,11 +115,9 @@ class ConversationService:
         span = (self.tracing.start_run(spec.name, session_id, traceparent) if self.tracing is not None
                 else trace.INVALID_SPAN)
         async with self._preparing(span):
-            run_attributes = {"agent": spec.name, "session_id": session_id}
-            with self._tracer.start_as_current_span("memory.load", attributes=run_attributes):
-                state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
-                                 messages=await self._context(spec, session_id, message, messages, fresh),
-                                 tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
+            state = RunState(spec=spec, session_id=session_id, emit=lambda _e: None,
+                             messages=await self._context(spec, session_id, message, messages, fresh),
+                             tool_context=ToolContext(self.settings, spec.name, session_id, self.services))
             await self._hooks("before", self.hooks.before, state)  # may raise (a budget): nothing is written yet
         handle = RunHandle(session_id, spec.name)
         state.emit = handle.emit
@@ -140,9 +138,12 @@ class ConversationService:
             return [system, *messages]
         if fresh:
             return [system, {"role": "user", "content": message}]
-        # The memory service owns history selection (window, token budget, summary).
-        return [system, *await self.memory.history(spec, session_id, system, message),
-                {"role": "user", "content": message}]
+        # The memory service owns history selection (window, token budget, summary); the span
+        # is opened only here, where history is read.
+        with self._tracer.start_as_current_span("memory.load", attributes={"agent": spec.name,
+                                                                         "session_id": session_id}):
+            history = await self.memory.history(spec, session_id, system, message)
+        return [system, *history, {"role": "user", "content": message}]
 
     @asynccontextmanager
     async def _preparing(self, span: Span) -> AsyncIterator[None]:
@@ -198,26 +199,24 @@ class ConversationService:
         return Failed(error) if error else Done(self._result(record, state))
 
     async def _hooks(self, phase: str, hooks: list[Callable[..., Awaitable[None]]], *args: Any) -> None:
-        """Run a phase's hooks in order; their names and times become attributes of the run's span
-        (a span per hook cost more than most hooks do; hooks with real work open their own, like
-        `memory.recall`). A before hook's error stops the run; an after hook's is logged, since an
-        observer never fails a recorded run."""
-        names: list[str] = []
-        took: list[float] = []
+        """Run a phase's hooks in order; one attribute of the run's span lists each hook with its
+        milliseconds (a span per hook cost more than most hooks do; hooks with real work open
+        their own, like `memory.recall`). A before hook's error stops the run; an after hook's
+        is logged, since an observer never fails a recorded run."""
+        took: list[str] = []
         try:
             for hook in hooks:
-                names.append(_hook_name(hook))
                 started = time.perf_counter()
                 try:
                     await hook(*args)
                 except Exception:
                     if phase == "before":
                         raise
-                    log.exception("%s-run hook %s failed", phase, names[-1])
+                    log.exception("%s-run hook %s failed", phase, _hook_name(hook))
                 finally:
-                    took.append(round((time.perf_counter() - started) * 1000, 3))
+                    took.append(f"{_hook_name(hook)} {(time.perf_counter() - started) * 1000:.3f}ms")
         finally:
-            trace.get_current_span().set_attributes({f"{phase}_hooks": names, f"{phase}_hook_ms": took})
+            trace.get_current_span().set_attribute(f"{phase}_hooks", ", ".join(took))
 
     def _record(self, handle: RunHandle, state: RunState, message: str, error: PodiumError | None,
                 total_ms: float) -> TurnRecord:

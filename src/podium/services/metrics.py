@@ -65,52 +65,62 @@ class Metrics:
 
     def incr(self, name: str, by: float = 1) -> None:
         with self._lock:
-            self.counters[name] += by
+            self._incr(name, by)
 
     def observe(self, name: str, value: float) -> None:
         with self._lock:
-            self.histograms[name].observe(value)
+            self._observe(name, value)
+
+    def _incr(self, name: str, by: float = 1) -> None:
+        self.counters[name] += by
+
+    def _observe(self, name: str, value: float) -> None:
+        self.histograms[name].observe(value)
 
     async def after_run(self, _state: Any, record: TurnRecord) -> None:
-        """The RunHooks `after` hook: one recorded turn's figures."""
-        self.incr("agent.runs")
-        self.incr(f"agent.{record.agent}.runs")
+        """The RunHooks `after` hook: one recorded turn's figures, under one lock."""
+        with self._lock:
+            self._turn(record)
+
+    def _turn(self, record: TurnRecord) -> None:
+        self._incr("agent.runs")
+        self._incr(f"agent.{record.agent}.runs")
         if record.status != "completed":
-            self.incr("agent.errors")
-        self.observe("agent.latency_ms", record.total_ms)
-        self.incr("tokens.input", record.input_tokens)
-        self.incr("tokens.output", record.output_tokens)
-        self.incr("tokens.total", record.input_tokens + record.output_tokens)
-        self.incr("cost.usd", record.cost_usd)
+            self._incr("agent.errors")
+        self._observe("agent.latency_ms", record.total_ms)
+        self._incr("tokens.input", record.input_tokens)
+        self._incr("tokens.output", record.output_tokens)
+        self._incr("tokens.total", record.input_tokens + record.output_tokens)
+        self._incr("cost.usd", record.cost_usd)
         for attempt in record.attempts or []:
             self._attempt(attempt)
         for call in record.tool_calls:
-            self.incr("tool.executions")
-            self.incr(f"tool.{call['tool']}.executions")
+            self._incr("tool.executions")
+            self._incr(f"tool.{call['tool']}.executions")
             if call.get("is_error"):
-                self.incr("tool.errors")
-            self.observe("tool.latency_ms", float(call.get("duration_ms") or 0))
+                self._incr("tool.errors")
+            self._observe("tool.latency_ms", float(call.get("duration_ms") or 0))
 
     def _attempt(self, attempt: dict[str, Any]) -> None:
         if "ok" not in attempt:  # a candidate the router skipped, or a note that it will retry
             return
         if attempt.get("cache") == "hit":
-            self.incr("cache.hits")
+            self._incr("cache.hits")
             return
         if attempt.get("cache") == "miss":
-            self.incr("cache.misses")
+            self._incr("cache.misses")
         provider = provider_of(attempt.get("model"))
         ok = bool(attempt.get("ok"))
-        self.incr("llm.calls")
-        self.incr(f"provider.{provider}.calls")
+        self._incr("llm.calls")
+        self._incr(f"provider.{provider}.calls")
         if not ok:
-            self.incr("llm.errors")
-            self.incr(f"provider.{provider}.errors")
+            self._incr("llm.errors")
+            self._incr(f"provider.{provider}.errors")
         else:
-            self.incr(f"provider.{provider}.input_tokens", attempt.get("input_tokens", 0))
-            self.incr(f"provider.{provider}.output_tokens", attempt.get("output_tokens", 0))
-            self.observe("llm.latency_ms", float(attempt.get("ms") or 0))
-            self.observe(f"provider.{provider}.latency_ms", float(attempt.get("ms") or 0))
+            self._incr(f"provider.{provider}.input_tokens", attempt.get("input_tokens", 0))
+            self._incr(f"provider.{provider}.output_tokens", attempt.get("output_tokens", 0))
+            self._observe("llm.latency_ms", float(attempt.get("ms") or 0))
+            self._observe(f"provider.{provider}.latency_ms", float(attempt.get("ms") or 0))
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -1,20 +1,24 @@
 """Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, LM Studio) over HTTP.
 
-The request and its server-sent events are handled here, over the server's shared httpx
-client, rather than by the official SDK: the SDK builds typed models for every streamed chunk
-and transforms every request, which measured (bench/RESULTS.md, scenario 1) as about half the
-CPU of a whole run against an instant upstream. The wire format is the SDK's own.
+The request and its server-sent events are handled here rather than by the official SDK: the
+SDK builds typed models for every streamed chunk and transforms every request, which measured
+(bench/RESULTS.md, scenario 1) as about half the CPU of a whole run against an instant
+upstream. The wire format is the SDK's own. The transport is the pool's shared aiohttp
+session: one streamed call took 750 us of CPU through httpx and 245 us through aiohttp on the
+2-core dev box (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
@@ -23,7 +27,7 @@ from podium.runtime.providers.base import ModelRequest, ProviderEvent, approx_to
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-def retry_after(headers: httpx.Headers | None) -> float | None:
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date form), if present."""
     value = headers.get("retry-after") if headers is not None else None
     if value is None:
@@ -48,12 +52,16 @@ class OpenAIProvider:
     supports_tools = True
 
     def __init__(self, model: str, *, base_url: str | None, api_key: str | None,
-                 http_client: httpx.AsyncClient, timeout: float = 60.0) -> None:
+                 session: Callable[[], aiohttp.ClientSession], timeout: float = 60.0) -> None:
         self.model = model
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
         self.headers = {"Authorization": f"Bearer {api_key or 'not-needed'}", "Accept": "text/event-stream"}
-        self.http = http_client
-        self.timeout = httpx.Timeout(timeout, connect=5.0)
+        self.session = session
+        # The session does not read HTTP(S)_PROXY itself (that is a scan of the environment
+        # per request); the proxy for this provider's URL is looked up once, here.
+        self.proxy = _proxy_for(self.url)
+        # No total limit: a long answer streams as long as tokens keep coming.
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout)
 
     def _body(self, request: ModelRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": request.messages, "stream": True,
@@ -68,18 +76,18 @@ class OpenAIProvider:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         try:
-            async with self.http.stream("POST", self.url, json=self._body(request), headers=self.headers,
-                                        timeout=self.timeout) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise ProviderError(f"{self.kind} answered {response.status_code}",
-                                        status=response.status_code, retry_after=retry_after(response.headers))
+            async with self.session().post(self.url, json=self._body(request), headers=self.headers,
+                                           timeout=self.timeout, proxy=self.proxy) as response:
+                if response.status >= 400:
+                    await response.read()
+                    raise ProviderError(f"{self.kind} answered {response.status}",
+                                        status=response.status, retry_after=retry_after(response.headers))
                 async for event in self._events(_chunks(response), request):
                     yield event
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors
             raise ProviderError(f"{self.kind} timed out") from exc
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"{self.kind} unreachable: {exc.__cause__ or exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderError(f"{self.kind} unreachable: {exc}") from exc
 
     async def _events(self, chunks: AsyncIterator[dict[str, Any]], request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         calls: dict[int, dict[str, str]] = {}
@@ -104,11 +112,31 @@ class OpenAIProvider:
         yield usage or Usage(request_tokens(request), written)
 
 
-async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+def _proxy_for(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY and NO_PROXY choose for `url`, if any (as httpx would)."""
+    host = urlsplit(url).hostname or ""
+    if urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(urlsplit(url).scheme)
+
+
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    # Split here rather than with aiohttp's line reader, which refuses lines over 64 KiB (a
+    # long tool-call argument can be one).
+    rest = b""
+    async for data in response.content.iter_any():
+        *lines, rest = (rest + data).split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode(errors="replace")
+    if rest:
+        yield rest.decode(errors="replace")
+
+
+async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
     """The JSON objects of a chat-completion event stream, up to `[DONE]`."""
     done = False
     # Read to the end even after [DONE]: a body left unread costs the pooled connection.
-    async for line in response.aiter_lines():
+    async for line in _lines(response):
         if done or not line.startswith("data:"):
             continue  # blank separators, comments, `event:` lines
         data = line[5:].strip()

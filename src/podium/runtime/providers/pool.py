@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import httpx
+import aiohttp
 
 from podium.errors import BadRequest
 from podium.runtime.agent import ModelRef
@@ -30,7 +30,7 @@ def _api_key(ref: ModelRef) -> str | None:
 
 def _openai(pool: "ProviderPool", ref: ModelRef) -> Provider:
     return OpenAIProvider(ref.model, base_url=ref.base_url, api_key=_api_key(ref) or pool.stored_key("openai"),
-                          http_client=pool.http)
+                          session=pool.session)
 
 
 def _anthropic(pool: "ProviderPool", ref: ModelRef) -> Provider:
@@ -41,12 +41,12 @@ def _anthropic(pool: "ProviderPool", ref: ModelRef) -> Provider:
 def _ollama(pool: "ProviderPool", ref: ModelRef) -> Provider:
     # Ollama and vLLM speak the OpenAI protocol; these kinds only supply the usual base URL.
     return OpenAIProvider(ref.model, base_url=ref.base_url or "http://127.0.0.1:11434/v1",
-                          api_key=_api_key(ref), http_client=pool.http)
+                          api_key=_api_key(ref), session=pool.session)
 
 
 def _vllm(pool: "ProviderPool", ref: ModelRef) -> Provider:
     return OpenAIProvider(ref.model, base_url=ref.base_url or "http://127.0.0.1:8001/v1",
-                          api_key=_api_key(ref), http_client=pool.http)
+                          api_key=_api_key(ref), session=pool.session)
 
 
 def _local(pool: "ProviderPool", ref: ModelRef) -> Provider:
@@ -64,17 +64,24 @@ BUILTIN_FACTORIES: dict[str, Factory] = {
 
 
 class ProviderPool:
-    """Owns the shared HTTP client and the local model; hands out one provider per model ref."""
+    """Owns the shared HTTP session and the local model; hands out one provider per model ref."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0),
-                                      limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        self._session: aiohttp.ClientSession | None = None
         self.local = LocalModel(settings.local_max_new_tokens, settings.local_threads)
         self.factories: dict[str, Factory] = dict(BUILTIN_FACTORIES)
         self._cache: dict[str, Provider] = {}
         # Keys set through the console API (PUT /api/providers/{name}/key) land here.
         self.keys: dict[str, str] = {}
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session every OpenAI-compatible provider shares (connection pool included);
+        made on first use, since aiohttp wants a running event loop."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=0),
+                                                  trust_env=False)  # proxies: see OpenAIProvider
+        return self._session
 
     def register(self, kind: str, factory: Factory) -> None:
         self.factories[kind] = factory
@@ -101,4 +108,5 @@ class ProviderPool:
             aclose = getattr(provider, "aclose", None)  # providers owning a connection pool
             if aclose is not None:
                 await aclose()
-        await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()
