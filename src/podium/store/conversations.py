@@ -66,8 +66,8 @@ class ConversationStore:
         params: dict[str, Any] = {"sid": session_id, "limit": limit}
         if agent is not None:
             params["agent"] = agent
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(self._recent[agent is not None], params)).all()
+        query = self._recent[agent is not None]
+        rows = await self.db.read(lambda conn: conn.execute(query, params).all())
         return [dict(r._mapping) for r in reversed(rows)]
 
     async def clear_history(self, session_id: str, agent: str) -> int:

@@ -11,7 +11,7 @@ from typing import TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -42,14 +42,15 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        # A SQLite file gets one writer thread with a plain sqlite3 connection: a transaction
-        # there is one thread hop, where aiosqlite makes about three per statement.
-        self._writer: Engine | None = None
-        self._writer_thread: ThreadPoolExecutor | None = None
+        # A SQLite file gets threads with plain sqlite3 connections: a transaction there is
+        # one thread hop, where aiosqlite makes about three per statement. One writer (SQLite
+        # has one), two readers (WAL lets them read beside it).
+        self._writer: _Threads | None = None
+        self._reader: _Threads | None = None
         if self.is_sqlite and make_url(url).database not in (None, "", ":memory:"):
-            self._writer = create_engine(make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0)
-            event.listen(self._writer, "connect", _sqlite_pragmas)
-            self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="podium-db-writer")
+            sync_url = make_url(url).set(drivername="sqlite")
+            self._writer = _Threads(sync_url, 1, "podium-db-writer")
+            self._reader = _Threads(sync_url, 2, "podium-db-reader")
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision of every branch."""
@@ -58,21 +59,44 @@ class Database:
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work(connection)` in one transaction with a synchronous connection: on a SQLite
         file in the writer thread, elsewhere through SQLAlchemy's `run_sync` on the async engine."""
-        if self._writer is None or self._writer_thread is None:
+        if self._writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
-        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._write_sync, work)
+        return await self._writer.run(work, transaction=True)
 
-    def _write_sync(self, work: Callable[[Connection], T]) -> T:
-        assert self._writer is not None
-        with self._writer.begin() as conn:
-            return work(conn)
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(connection)` for reading, the same way (a reader thread on a SQLite file)."""
+        if self._reader is None:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(work)
+        return await self._reader.run(work, transaction=False)
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._writer_thread is not None and self._writer is not None:
-            self._writer_thread.shutdown(wait=True)
-            self._writer.dispose()
+        for side in (self._writer, self._reader):
+            if side is not None:
+                side.close()
+
+
+class _Threads:
+    """A synchronous engine on the same SQLite file and the threads that use it."""
+
+    def __init__(self, url: URL, threads: int, name: str) -> None:
+        self.engine: Engine = create_engine(url, pool_size=threads, max_overflow=0,
+                                            connect_args={"check_same_thread": False})
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+    async def run(self, work: Callable[[Connection], T], transaction: bool) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.threads, self._run, work, transaction)
+
+    def _run(self, work: Callable[[Connection], T], transaction: bool) -> T:
+        with self.engine.begin() if transaction else self.engine.connect() as conn:
+            return work(conn)
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=True)
+        self.engine.dispose()
 
 
 def alembic_config(url: str) -> Config:
