@@ -305,7 +305,7 @@ class Profile:
         return text
 
 
-LIBRARIES = ("sqlalchemy", "aiosqlite", "httpx", "httpcore", "h11", "anyio", "fastapi", "starlette", "pydantic",
+LIBRARIES = ("sqlalchemy", "aiosqlite", "aiohttp", "httpx", "httpcore", "h11", "anyio", "fastapi", "starlette", "pydantic",
              "opentelemetry", "uvicorn", "json", "torch", "transformers", "numpy", "websockets", "jinja2")
 
 
