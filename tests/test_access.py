@@ -47,6 +47,16 @@ def test_401_in_every_dialect_shape_and_health_stays_open(podium):
     assert http.get("/v1/agents", headers={"x-api-key": "admin-secret"}).status_code == 200
 
 
+def test_listings_show_only_the_agents_a_token_may_use(podium):
+    server = podium([ECHO, OTHER], AUTH)
+    for headers, names in ((ALICE, ["echo"]), ({"x-api-key": "admin-secret"}, ["echo", "other"])):
+        runtime = server.http.get("/v1/agents", headers=headers).json()["agents"]
+        chat = server.http.get("/agents", headers=headers).json()["agents"]
+        openai = server.http.get("/v1/models", headers=headers).json()["data"]
+        assert sorted(a["name"] for a in runtime) == sorted(a["name"] for a in chat) == names
+        assert sorted(m["id"] for m in openai) == names
+
+
 def test_403_for_agents_outside_allowed_agents_on_every_dialect(podium):
     server = podium([ECHO, OTHER], {**AUTH, "default_agent": "other"})
     http = server.http

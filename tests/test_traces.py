@@ -3,6 +3,8 @@ children, stored in the database and served under /v1/traces; `traceparent` is h
 
 from __future__ import annotations
 
+import json
+
 CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
     "provider": "scripted", "model": "calc", "script": [
         {"tool_call": {"name": "calculator", "arguments": {"expression": "6*7"}}},
@@ -73,6 +75,19 @@ def test_traceparent_continues_the_callers_trace(podium):
         assert server.http.post(path, json=body, headers={"traceparent": f"00-{trace_id}-{parent}-01"}).status_code == 200
         spans = server.http.get(f"/v1/traces/{trace_id}").json()["spans"]
         assert next(s for s in spans if s["name"] == "agent.run")["parent_id"] == parent
+    # The agent WebSocket: the handshake header, then a message's own traceparent over it.
+    from websockets.sync.client import connect
+
+    socket_trace, message_trace = "8bf92f3577b34da6a3ce929d0e0e4739", "9bf92f3577b34da6a3ce929d0e0e4730"
+    with connect(f"{server.ws_url}/v1/ws/agent/echo",
+                 additional_headers={"traceparent": f"00-{socket_trace}-{parent}-01"}) as ws:
+        for body in ({"query": "one"}, {"query": "two", "traceparent": f"00-{message_trace}-{parent}-01"}):
+            ws.send(json.dumps(body))
+            while json.loads(ws.recv(timeout=30))["type"] != "done":
+                pass
+    for trace_id in (socket_trace, message_trace):
+        spans = server.http.get(f"/v1/traces/{trace_id}").json()["spans"]
+        assert [s["attributes"]["agent"] for s in spans if s["name"] == "agent.run"] == ["echo"]
 
 
 def test_invalid_traceparent_starts_a_new_trace(podium):

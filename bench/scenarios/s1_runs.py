@@ -75,6 +75,11 @@ def run() -> Section:
         "the relay both ask it for a streamed answer and return JSON; Podium also records session, "
         "messages and turn in SQLite before answering. A new session per request (no session_id). "
         f"Medians of {REPEAT} interleaved repetitions of {DURATION:g} s (after {WARMUP:g} s warm-up).")
+    section.notes.append(
+        "Podium's OpenAI provider, the relay and the load generator all speak HTTP with aiohttp. Runs before "
+        "commit 08154a6 used httpx, whose connection pool capped the load generator near 1,100 req/s (190 at "
+        "64 connections) against the instant upstream: their relay figures measured the load generator, and "
+        "their ratios are not comparable with these.")
     with start_upstream().wait_healthy() as upstream, \
             start_relay(upstream, {"bench-run": {"max_tokens": TOKENS}}).wait_healthy() as relay, \
             start_podium([upstream_agent("bench-run", upstream, TOKENS)]).wait_healthy() as podium:

@@ -72,7 +72,7 @@ async def history(session_id: str, core: CoreDep):
 @router.get("/agents")
 async def agents(core: CoreDep):
     return {"agents": [{"name": a.name, "description": a.description, "type": a.kind}
-                       for a in core.agents.all()]}
+                       for a in core.access.visible(core.agents.all())]}
 
 
 @router.get("/health")

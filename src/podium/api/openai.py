@@ -109,4 +109,4 @@ async def chunks(handle: RunHandle, completion_id: str, model: str) -> AsyncIter
 @router.get("/models")
 async def models(core: CoreDep):
     return {"object": "list", "data": [{"id": a.name, "object": "model", "created": 0, "owned_by": "podium"}
-                                       for a in core.agents.all()]}
+                                       for a in core.access.visible(core.agents.all())]}

@@ -23,6 +23,7 @@ class RunRequest(BaseModel):
 
     query: str = Field(min_length=1)
     session_id: str | None = Field(None, min_length=1, max_length=200)
+    traceparent: str | None = Field(None, max_length=200)  # the agent WebSocket's per-message parent
 
 
 class ToolRequest(BaseModel):
@@ -45,7 +46,7 @@ def _summary(spec: AgentSpec, core: Any) -> dict[str, Any]:
 
 @router.get("/agents")
 async def list_agents(core: CoreDep):
-    return {"agents": [_summary(a, core) for a in core.agents.all()]}
+    return {"agents": [_summary(a, core) for a in core.access.visible(core.agents.all())]}
 
 
 @router.post("/agents", status_code=201)
@@ -121,16 +122,19 @@ async def builtin_tools(core: CoreDep):
 
 @router.websocket("/ws/agent/{name}")
 async def agent_socket(websocket: WebSocket, name: str, core: CoreDep):
-    """Each message `{query, session_id}` starts a run whose events stream back."""
+    """Each message `{query, session_id, traceparent}` starts a run whose events stream back; the
+    handshake's `traceparent` header is the default for every run on the socket."""
     await websocket.accept()
     default_session = websocket.query_params.get("session_id")
+    default_parent = websocket.headers.get("traceparent")
     try:
         while True:
             data = await websocket.receive_json()
             try:
                 request = RunRequest.model_validate({"session_id": default_session, **data}
                                                     if isinstance(data, dict) else data)
-                handle = await core.conversations.start(name, request.query, request.session_id)
+                handle = await core.conversations.start(name, request.query, request.session_id,
+                                                        traceparent=request.traceparent or default_parent)
             except ValidationError as exc:
                 await websocket.send_json({"type": "error", "message": describe_validation(exc.errors())})
                 continue

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 from limits import RateLimitItemPerMinute
 from limits.errors import ConfigurationError
@@ -20,6 +22,8 @@ from limits.storage import storage_from_string
 
 from podium.errors import Forbidden
 from podium.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,12 @@ class AccessService:
         principal = principal or current_principal.get()
         if principal is not None and not principal.may_use(agent):
             raise Forbidden(f"token {principal.name!r} may not use agent {agent!r}")
+
+    def visible(self, specs: Iterable[T]) -> list[T]:
+        """The agents (anything with a `name`) the current request's caller may use: a listing
+        shows no agent its caller would be refused."""
+        principal = current_principal.get()
+        return [s for s in specs if principal is None or principal.may_use(s.name)]  # type: ignore[attr-defined]
 
     async def before_run(self, state: object) -> None:
         """The conversation service's `before` hook: refuse runs of agents the caller may not use."""
