@@ -33,8 +33,12 @@ def machine() -> list[str]:
                 if line.startswith("model name")), platform.processor() or "unknown")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "unknown"
+    # The benchmark's own outputs do not count as uncommitted work.
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench/RESULTS.md", ":!bench/profiles"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return [
-        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit} (plus uncommitted work in the tree)",
+        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit}"
+        + (" (plus uncommitted work in the tree)" if dirty else ""),
         f"- CPU: {os.cpu_count()} cores ({cpu}); memory: {int(meminfo['MemTotal'].split()[0]) // 1024:,} MB",
         f"- {platform.system()} {platform.release()}; Python {platform.python_version()}",
         f"- Load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
