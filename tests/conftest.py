@@ -4,10 +4,16 @@
 in a fresh data dir; `.restart()` stops it and starts a new one on the same data. The only
 doubles are LLM providers: the `scripted` provider, or `fake_upstream` (an OpenAI-compatible
 server over real HTTP).
+
+With `PODIUM_TEST_POSTGRES` set to a server's URL (`postgresql+asyncpg://user@host:port`),
+every server gets a fresh database there instead of the SQLite file (`make test-postgres`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,8 @@ class Podium:
             (self.agents_dir / f"{agent['name']}.yaml").write_text(yaml.safe_dump(agent))
         self.config = {"data_dir": str(root / "data"), "agents_dir": str(self.agents_dir),
                        "default_agent": agents[0]["name"] if agents else "echo", **config}
+        if POSTGRES and "database_url" not in config:
+            self.config["database_url"] = fresh_postgres_database(POSTGRES)
         self._server: LoopbackServer | None = None
         self.port = 0
 
@@ -62,6 +70,24 @@ class Podium:
         self.stop()
         return self.start()
 
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query on the server's real database (SQLite or PostgreSQL),
+        through its own async driver, the way the server reads it."""
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        url = self.config.get("database_url") or f"sqlite+aiosqlite:///{self.root / 'data' / 'podium.db'}"
+
+        async def read() -> list[tuple[Any, ...]]:
+            engine = create_async_engine(url)
+            try:
+                async with engine.connect() as conn:
+                    return [tuple(row) for row in (await conn.execute(text(sql), params)).all()]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
+
     @property
     def core(self) -> Any:
         """The running Core, for reading what a request left behind (never for patching)."""
@@ -75,6 +101,26 @@ class Podium:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+
+POSTGRES = os.environ.get("PODIUM_TEST_POSTGRES", "")
+
+
+def fresh_postgres_database(server: str) -> str:
+    """Create an empty database on the PostgreSQL server and return its URL."""
+    import asyncpg  # the `postgres` extra
+
+    name = f"podium_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(server.replace("postgresql+asyncpg", "postgresql") + "/postgres")
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    return f"{server}/{name}"
 
 
 @pytest.fixture

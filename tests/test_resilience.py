@@ -4,7 +4,6 @@ breakers. Fake OpenAI-compatible upstreams fail, stall and answer 429."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,10 +34,10 @@ def agent(name: str, primary: dict[str, Any], *fallback: dict[str, Any], routing
 
 def attempts(server: Any, session: str) -> list[list[dict[str, Any]]]:
     """The `attempts` of every turn of a session, oldest first, read from the real database."""
-    with sqlite3.connect(server.root / "data" / "podium.db") as db:
-        rows = db.execute("select attempts from turns where session_id = ? order by created_at, rowid",
-                          (session,)).fetchall()
-    return [json.loads(r[0]) for r in rows]
+    # Turns of one millisecond keep their order by their messages' autoincrement ids.
+    rows = server.query("select attempts from turns t where session_id = :sid order by created_at, "
+                        "(select min(id) from messages m where m.turn_id = t.id)", sid=session)
+    return [json.loads(r[0]) if isinstance(r[0], str) else r[0] for r in rows]
 
 
 def ask(server: Any, session: str, agent_name: str | None = None) -> Any:

@@ -3,7 +3,6 @@ and still there after a restart."""
 
 from __future__ import annotations
 
-import sqlite3
 import stat
 
 
@@ -16,8 +15,7 @@ def test_stored_key_is_used_encrypted_and_survives_restart(podium, fake_upstream
     assert server.http.post("/v1/query", json={"prompt": "hi"}).status_code == 200
     assert fake_upstream.authorizations[-1] == "Bearer sk-live-123"
     data = server.root / "data"
-    with sqlite3.connect(data / "podium.db") as db:
-        (ciphertext,) = db.execute("select ciphertext from provider_keys where provider = 'openai'").fetchone()
+    [(ciphertext,)] = server.query("select ciphertext from provider_keys where provider = 'openai'")
     assert "sk-live-123" not in ciphertext
     assert stat.S_IMODE((data / "provider_keys.secret").stat().st_mode) == 0o600
     server.restart()

@@ -3,7 +3,6 @@ idempotency, traceparent, and triggers that survive a restart."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
@@ -74,8 +73,7 @@ def test_pending_triggers_run_after_restart(podium):
               for i in range(3)]
     assert all(e["status"] == "pending" for e in events)
     server.stop()  # one worker runs one slow trigger at a time: the others are still pending
-    with sqlite3.connect(server.root / "data" / "podium.db") as db:
-        left = [r[0] for r in db.execute("select status from triggers where status != 'completed'")]
+    left = [r[0] for r in server.query("select status from triggers where status != 'completed'")]
     assert left and set(left) <= {"pending", "running"}
     server.start()
     results = [wait_for(server.http, e["event_id"]) for e in events]

@@ -24,8 +24,8 @@ from podium.bus import EventBus
 from podium.errors import Conflict, NotFound, Unprocessable
 from podium.runtime.chunking import chunk_text, check
 from podium.runtime.embeddings.base import Embedder
+from podium.store.fulltext import keywords
 from podium.store.knowledge import KnowledgeStore
-from podium.store.memory import fts_match
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RRF_K = 60
@@ -162,8 +162,8 @@ class KnowledgeService:
         depth = max(top_k * 4, 50)
         rows, _ = top_matches(vectors, vector, depth)
         vector_ranked = [int(ids[r]) for r in rows]
-        match = fts_match(query, drop_common=True)
-        keyword_ranked = await self.store.keyword_ranks(collection, match, depth) if match else []
+        words = keywords(query, drop_common=True)
+        keyword_ranked = await self.store.keyword_ranks(collection, words, depth) if words else []
         fused: dict[int, float] = {}
         for ranking in (vector_ranked, keyword_ranked):
             for rank, chunk_id in enumerate(ranking):

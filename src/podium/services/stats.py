@@ -11,10 +11,8 @@ import re
 import shutil
 import statistics
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
 
 from podium.errors import BadRequest
 from podium.ids import now_ms
@@ -165,19 +163,13 @@ class StatsService:
         return {
             "agents": len(self.core.agents.all()), "active_runs": self.core.conversations.active_runs,
             "tables": {**await self.turns.counts(), "spans": await self.core.tracing.count()},
-            "database_bytes": self._db_bytes(),
+            "database_bytes": await self.core.db.size(),
             "disk": {"free_bytes": usage.free, "total_bytes": usage.total},
             "last_hour": {"turns": len(hour), "tokens": sum(t["input_tokens"] + t["output_tokens"] for t in hour),
                           "cost_usd": round(sum(t["cost_usd"] for t in hour), 8)},
             "response_cache_entries": self.core.response_cache.size,
             "turn_writer": self.core.writer.figures(),
         }
-
-    def _db_bytes(self) -> int | None:
-        if not self.core.db.is_sqlite:
-            return None
-        path = Path(make_url(self.core.db.url).database or "")
-        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
 
     def models_available(self) -> dict[str, Any]:
         router = self.core.loop.router

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, select, update
+from sqlalchemy import JSON, BigInteger, Column, Index, String, Table, Text, select, update
 
 from podium.ids import now_ms
 from podium.store.db import Database
@@ -22,8 +22,8 @@ approvals = Table(
     # pending -> approved | denied | expired (the run that waited is gone)
     Column("status", String(16), nullable=False),
     Column("reason", Text),
-    Column("created_at", Integer, nullable=False),
-    Column("decided_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger),
     Index("ix_approvals_status", "status", "created_at"),
 )
 

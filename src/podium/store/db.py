@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -70,6 +70,14 @@ class Database:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(work)
         return await self._reader.run(work, transaction=False)
+
+    async def size(self) -> int:
+        """Bytes the database takes: the SQLite file with its WAL, or the PostgreSQL database."""
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn:
+                return int((await conn.execute(text("SELECT pg_database_size(current_database())"))).scalar_one())
+        path = Path(make_url(self.url).database or "")
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
 
     async def close(self) -> None:
         await self.engine.dispose()

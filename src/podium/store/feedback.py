@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, select, update
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, Table, Text, select, update
 
 from podium.ids import now_ms
 from podium.store.db import Database
@@ -17,8 +17,8 @@ feedback = Table(
     Column("session_id", String(200), nullable=False),
     Column("grade", Integer, nullable=False),
     Column("comment", Text),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
     Index("ix_feedback_session", "session_id"),
 )
 

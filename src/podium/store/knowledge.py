@@ -1,8 +1,9 @@
 """RAG collections and their chunks; each chunk's vector is a float32 BLOB in the same row.
 
 Keeping vectors in the database (not a side file) means a collection cannot drift from its
-chunks: one transaction writes both. On SQLite an external-content FTS5 table, kept in step
-by triggers (migration 0003), indexes chunk text for hybrid retrieval.
+chunks: one transaction writes both. Chunk text is indexed for hybrid retrieval: on SQLite by
+an external-content FTS5 table kept in step by triggers (migration 0003), on PostgreSQL by a
+GIN text-search index (migration 0007).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     ForeignKey,
     Index,
@@ -29,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
 from podium.store.db import Database
+from podium.store.fulltext import fts_match, pg_document, pg_tsquery
 from podium.store.tables import metadata
 
 rag_collections = Table(
@@ -38,8 +41,8 @@ rag_collections = Table(
     Column("embedder", String(200), nullable=False),
     Column("dimension", Integer, nullable=False),
     Column("documents", Integer, nullable=False, default=0),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 rag_chunks = Table(
@@ -52,7 +55,7 @@ rag_chunks = Table(
     Column("text", Text, nullable=False),
     Column("meta", JSON),
     Column("vector", LargeBinary, nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Index("ix_rag_chunks_collection", "collection", "id"),
 )
 
@@ -109,16 +112,22 @@ class KnowledgeStore:
             rows = (await conn.execute(query)).all()
         return {r.id: {"text": r.text, "metadata": r.meta or {}} for r in rows}
 
-    async def keyword_ranks(self, name: str, match: str, limit: int) -> list[int]:
-        """Chunk ids by BM25 (FTS5) for an FTS5 match expression; [] where FTS5 is absent."""
+    async def keyword_ranks(self, name: str, words: list[str], limit: int) -> list[int]:
+        """Chunk ids matching any of `words`, best first: BM25 on SQLite (FTS5), ts_rank on
+        PostgreSQL; [] on an SQLite without FTS5."""
         if not self.db.is_sqlite:
-            return []
-        query = text("SELECT c.id FROM rag_chunks_fts f JOIN rag_chunks c ON c.id = f.rowid "
-                     "WHERE rag_chunks_fts MATCH :match AND c.collection = :name "
-                     "ORDER BY bm25(rag_chunks_fts) LIMIT :limit")
+            expression, params = pg_tsquery(words)
+            query = text(f"WITH q AS (SELECT {expression} AS q) SELECT c.id FROM rag_chunks c, q "
+                         f"WHERE c.collection = :name AND {pg_document('c.text')} @@ q.q "
+                         f"ORDER BY ts_rank({pg_document('c.text')}, q.q) DESC, c.id LIMIT :limit")
+        else:
+            query = text("SELECT c.id FROM rag_chunks_fts f JOIN rag_chunks c ON c.id = f.rowid "
+                         "WHERE rag_chunks_fts MATCH :match AND c.collection = :name "
+                         "ORDER BY bm25(rag_chunks_fts) LIMIT :limit")
+            params = {"match": fts_match(words)}
         try:
             async with self.db.engine.connect() as conn:
-                rows = (await conn.execute(query, {"match": match, "name": name, "limit": limit})).all()
+                rows = (await conn.execute(query, {**params, "name": name, "limit": limit})).all()
         except OperationalError:  # an SQLite without FTS5 (see migration 0003): vectors alone
             return []
         return [r[0] for r in rows]

@@ -3,20 +3,21 @@ the `remember` tool, and stored conversation summaries; plus full-text search an
 episodic view over the conversation tables.
 
 On SQLite, migration 0003 adds external-content FTS5 tables over `messages` and
-`memory_notes`, kept in step by triggers, so search sees every message ever stored.
+`memory_notes`, kept in step by triggers, so search sees every message ever stored; on
+PostgreSQL, migration 0007 adds GIN text-search indexes over the same columns.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text, and_, func, or_, select, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, and_, func, or_, select, text
 from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
 from podium.store.db import Database, insert_for
+from podium.store.fulltext import PG_CONFIG, fts_match, keywords, pg_document, pg_tsquery
 from podium.store.knowledge import vectors_from
 from podium.store.tables import messages, metadata, tool_calls, turns
 
@@ -29,7 +30,7 @@ memory_semantic = Table(
     Column("text", Text, nullable=False),
     Column("embedder", String(200), nullable=False),
     Column("vector", LargeBinary, nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Index("ix_memory_semantic_agent", "agent", "embedder", "id"),
 )
 
@@ -42,7 +43,7 @@ memory_notes = Table(
     Column("kind", String(16), nullable=False),  # working (session note) | fact (has a category)
     Column("category", String(64)),
     Column("content", Text, nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Index("ix_memory_notes_session", "session_id", "id"),
     Index("ix_memory_notes_category", "category", "id"),
 )
@@ -54,23 +55,8 @@ conversation_summaries = Table(
     Column("agent", String(64), primary_key=True),
     Column("summary", Text, nullable=False),
     Column("upto_message_id", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-# Words too common to say anything about relevance; left out of hybrid retrieval's keyword side.
-STOPWORDS = frozenset(
-    "a an and are as at be by do does for from how i in is it me my of on or our so that the their "
-    "them then there these they this to was we were what when where which who why will with you your".split())
-
-
-def fts_match(query: str, *, drop_common: bool = False) -> str | None:
-    """A user's words as a safe FTS5 expression (each word quoted, any may match)."""
-    words = [w for w in _WORD.findall(query) if not (drop_common and w.lower() in STOPWORDS)]
-    return " OR ".join(f'"{w}"' for w in words[:32]) or None
-
 
 class MemoryStore:
     """Reads and writes the memory tables."""
@@ -178,14 +164,17 @@ class MemoryStore:
     # -- search and episodes ------------------------------------------------------------
 
     async def search(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """Messages and notes matching the words of `query`, best first."""
-        if self.db.is_sqlite:
-            match = fts_match(query)
-            try:
-                return await self._fts_search(match, limit) if match else []
-            except OperationalError:  # an SQLite without FTS5 (see migration 0003)
-                pass
-        return await self._like_search(query, limit)
+        """Messages and notes matching any word of `query`, best first, each with a snippet
+        that brackets the matched words."""
+        words = keywords(query)
+        if not words:
+            return []
+        if not self.db.is_sqlite:
+            return await self._pg_search(words, limit)
+        try:
+            return await self._fts_search(fts_match(words), limit)
+        except OperationalError:  # an SQLite without FTS5 (see migration 0003)
+            return await self._like_search(words[:8], limit)
 
     async def _fts_search(self, match: str, limit: int) -> list[dict[str, Any]]:
         sql = text(
@@ -204,11 +193,29 @@ class MemoryStore:
             rows = (await conn.execute(sql, {"match": match, "limit": limit})).all()
         return [dict(r._mapping) for r in rows]
 
-    async def _like_search(self, query: str, limit: int) -> list[dict[str, Any]]:
-        # Without FTS5 (PostgreSQL): any of the words, newest first.
-        words = _WORD.findall(query)[:8]
-        if not words:
-            return []
+    async def _pg_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
+        # The same rows as FTS5 gives: ts_rank for BM25 (negated, so that lower is better
+        # in both), ts_headline for the snippet.
+        query, params = pg_tsquery(words)
+        headline = "'StartSel=[, StopSel=], MaxFragments=1, MaxWords=12, MinWords=4, FragmentDelimiter=…'"
+        sql = text(
+            f"WITH q AS (SELECT {query} AS q) SELECT * FROM ("
+            " SELECT 'message' AS source, m.id, m.session_id, m.agent, m.role, NULL AS category, m.content,"
+            f"  ts_headline('{PG_CONFIG}', m.content, q.q, {headline}) AS snippet, m.created_at,"
+            f"  -ts_rank({pg_document('m.content')}, q.q) AS rank"
+            f" FROM messages m, q WHERE {pg_document('m.content')} @@ q.q"
+            " UNION ALL"
+            " SELECT 'memory', n.id, n.session_id, n.agent, n.kind, n.category, n.content,"
+            f"  ts_headline('{PG_CONFIG}', n.content, q.q, {headline}), n.created_at,"
+            f"  -ts_rank({pg_document('n.content')}, q.q)"
+            f" FROM memory_notes n, q WHERE {pg_document('n.content')} @@ q.q"
+            ") AS found ORDER BY rank LIMIT :limit")
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(sql, {**params, "limit": limit})).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def _like_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
+        # An SQLite built without FTS5: any of the words, newest first.
         found = select(messages).where(or_(*(messages.c.content.ilike(f"%{w}%") for w in words)))
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(found.order_by(messages.c.id.desc()).limit(limit))).all()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, String, Table, Text, delete, select
+from sqlalchemy import BigInteger, Column, String, Table, Text, delete, select
 
 from podium.ids import now_ms
 from podium.store.db import Database, insert_for
@@ -13,7 +13,7 @@ provider_keys = Table(
     metadata,
     Column("provider", String(64), primary_key=True),
     Column("ciphertext", Text, nullable=False),
-    Column("updated_at", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 

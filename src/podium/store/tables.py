@@ -6,7 +6,7 @@ module and add an Alembic revision for them.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -15,8 +15,8 @@ agents = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("spec", JSON, nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 # One session table for every dialect: chat sessionId, runtime session_id, gateway session
@@ -31,9 +31,9 @@ sessions = Table(
     Column("nickname", Text),
     Column("env", JSON),
     Column("status", String(16), nullable=False, default="running"),
-    Column("started_at", Integer, nullable=False),
-    Column("last_activity", Integer, nullable=False),
-    Column("completed_at", Integer),
+    Column("started_at", BigInteger, nullable=False),
+    Column("last_activity", BigInteger, nullable=False),
+    Column("completed_at", BigInteger),
 )
 
 messages = Table(
@@ -45,7 +45,7 @@ messages = Table(
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False),
     Column("turn_id", String(40)),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Index("ix_messages_session", "session_id", "id"),
 )
 
@@ -68,7 +68,7 @@ turns = Table(
     Column("context", JSON),
     Column("attempts", JSON),
     Column("trace_id", String(32)),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Index("ix_turns_session", "session_id", "created_at"),
 )
 
@@ -84,6 +84,6 @@ tool_calls = Table(
     Column("output", Text),
     Column("is_error", Integer, nullable=False, default=0),
     Column("duration_ms", Float, nullable=False, default=0.0),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Index("ix_tool_calls_turn", "turn_id"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, select, update
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Table, Text, select, update
 from sqlalchemy.exc import IntegrityError
 
 from podium.ids import now_ms
@@ -26,9 +26,9 @@ triggers = Table(
     Column("result", JSON),
     Column("error", Text),
     Column("runs", Integer, nullable=False, default=0),
-    Column("created_at", Integer, nullable=False),
-    Column("started_at", Integer),
-    Column("finished_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("finished_at", BigInteger),
     Index("ix_triggers_status", "status", "created_at"),
 )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
+    BigInteger,
     Column,
     ForeignKey,
     Index,
@@ -39,7 +40,7 @@ projects = Table(
     Column("id", String(64), primary_key=True),
     Column("name", Text, nullable=False),
     Column("base_path", Text),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 tasks = Table(
@@ -53,9 +54,9 @@ tasks = Table(
     Column("status", String(16), nullable=False),
     Column("priority", String(16), nullable=False),
     Column("error", Text),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("completed_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger),
     Index("ix_tasks_project", "project_id", "created_at"),
 )
 
@@ -67,8 +68,8 @@ subtasks = Table(
     Column("title", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("position", Integer, nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("completed_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger),
     Index("ix_subtasks_task", "task_id", "position"),
 )
 
@@ -81,7 +82,7 @@ session_tasks = Table(
     Column("session_id", String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     Column("task_id", String(64), ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
     Column("position", Integer, nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("session_id", "task_id", name="uq_session_tasks"),
     Index("ix_session_tasks_task", "task_id", "id"),
 )

@@ -1,29 +1,34 @@
-"""Alembic environment: runs migrations on a synchronous connection of the configured URL."""
+"""Alembic environment: runs migrations with the configured URL's own async driver.
+
+The server calls it from a worker thread (`Database.migrate`), so it has its own event loop;
+using the async driver here means one database driver per backend, never a second sync one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from alembic import context
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from podium.store.tables import metadata
 
 
-def _sync_url(url: str) -> str:
-    # Migrations run in a worker thread with the sync driver of the same database.
-    parsed = make_url(url)
-    driver = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}.get(parsed.get_backend_name())
-    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+def _migrate(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
 
 
-def run() -> None:
-    url = _sync_url(context.config.get_main_option("sqlalchemy.url"))
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+async def _run(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_migrate)
+            await connection.commit()
+    finally:
+        await engine.dispose()
 
 
-run()
+asyncio.run(_run(context.config.get_main_option("sqlalchemy.url")))
