@@ -112,7 +112,7 @@ def test_full_text_search_finds_words_from_past_sessions_after_restart(podium):
     found = server.http.get("/api/memory/search", params={"q": "kumquat"}).json()
     messages = [r for r in found["results"] if r["source"] == "message"]
     assert {r["session_id"] for r in messages} == {"past-1"}
-    assert "[kumquat]" in messages[0]["snippet"] and messages[0]["timestamp"].endswith("Z")
+    assert "The [kumquat] shipment" in messages[0]["snippet"] and messages[0]["timestamp"].endswith("Z")
     notes = server.http.get("/api/memory/search", params={"q": "zanzibar"}).json()["results"]
     assert [(r["source"], r["session_id"]) for r in notes] == [("memory", "past-3")]
     assert server.http.get("/api/memory/search", params={"q": "\"unbalanced AND ("}).status_code == 200

@@ -195,9 +195,9 @@ class MemoryStore:
 
     async def _pg_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
         # The same rows as FTS5 gives: ts_rank for BM25 (negated, so that lower is better
-        # in both), ts_headline for the snippet.
+        # in both), ts_headline for the snippet (one fragment with the words around the match).
         query, params = pg_tsquery(words)
-        headline = "'StartSel=[, StopSel=], MaxFragments=1, MaxWords=12, MinWords=4, FragmentDelimiter=…'"
+        headline = "'StartSel=[, StopSel=], MaxFragments=1, MaxWords=12, MinWords=4, ShortWord=0, FragmentDelimiter=…'"
         sql = text(
             f"WITH q AS (SELECT {query} AS q) SELECT * FROM ("
             " SELECT 'message' AS source, m.id, m.session_id, m.agent, m.role, NULL AS category, m.content,"
