@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch first, pinned: here it resolves to the local CPU wheel; unpinned, pip would pull CUDA.
 TORCH := torch==2.13.0
 
-.PHONY: run test test-sqlite test-postgres bench docs install install-dev clean
+.PHONY: run test test-sqlite test-postgres test-services bench docs install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,16 @@ run: install
 # The whole suite twice: on SQLite files, then on a throwaway PostgreSQL server.
 test: test-sqlite test-postgres
 
-test-sqlite: install-dev
+test-sqlite: install-dev test-services
 	$(BIN)/python -m pytest -q
 
 # scripts/with-postgres installs Debian's postgresql when missing and starts a server for the run.
-test-postgres: install-dev
+test-postgres: install-dev test-services
 	scripts/with-postgres $(BIN)/python -m pytest -q
+
+# Servers the tests start themselves (tests/conftest.py): Debian's redis-server.
+test-services:
+	scripts/install-debian redis-server=redis-server
 
 # The profilers (py-spy) the benchmarks use to show where the time goes; BENCH_* knobs in README.
 $(VENV)/.installed-bench: $(VENV)/.installed-dev

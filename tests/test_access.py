@@ -131,6 +131,18 @@ def test_per_ip_rate_limit_answers_429_with_retry_after(podium):
     assert http.get("/health").status_code == 200  # health checks are never limited
 
 
+def test_rate_limit_counts_are_shared_by_servers_on_one_redis(podium, redis_url):
+    # Two nodes behind one address budget: the limit is per client IP across both.
+    config = {"rate_limit": {"per_ip_per_minute": 3, "storage_uri": redis_url}}
+    first, second = podium([ECHO], config).http, podium([ECHO], config).http
+    answers = [http.get("/v1/agents") for http in (first, second, first)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    for http in (second, first):
+        refused = http.get("/v1/agents")
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert set(refused.json()) == {"detail"}
+
+
 def test_budget_exhausted_answers_429_before_any_provider_call(podium, fake_upstream):
     spec = {"name": "spender", "orchestration": {"pattern": "single"},
             "budget": {"max_tokens_per_session": 10},
