@@ -141,8 +141,9 @@ def podium(tmp_path: Path) -> Iterator[Callable[..., Podium]]:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A throwaway redis-server on a free loopback port (Debian's package; `make test` installs it)."""
+def redis_server() -> Iterator[subprocess.Popen[bytes]]:
+    """A throwaway redis-server on a free loopback port (Debian's package; `make test` installs
+    it); its URL is the process's `url` attribute."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -158,7 +159,8 @@ def redis_url() -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("redis-server did not start") from None
                 time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+        server.url = f"redis://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        yield server
     finally:
         server.terminate()
         server.wait(10)

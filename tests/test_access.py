@@ -131,9 +131,9 @@ def test_per_ip_rate_limit_answers_429_with_retry_after(podium):
     assert http.get("/health").status_code == 200  # health checks are never limited
 
 
-def test_rate_limit_counts_are_shared_by_servers_on_one_redis(podium, redis_url):
+def test_rate_limit_counts_are_shared_by_servers_on_one_redis(podium, redis_server):
     # Two nodes behind one address budget: the limit is per client IP across both.
-    config = {"rate_limit": {"per_ip_per_minute": 3, "storage_uri": redis_url}}
+    config = {"rate_limit": {"per_ip_per_minute": 3, "storage_uri": redis_server.url}}
     first, second = podium([ECHO], config).http, podium([ECHO], config).http
     answers = [http.get("/v1/agents") for http in (first, second, first)]
     assert [a.status_code for a in answers] == [200, 200, 200]
@@ -141,6 +141,17 @@ def test_rate_limit_counts_are_shared_by_servers_on_one_redis(podium, redis_url)
         refused = http.get("/v1/agents")
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
         assert set(refused.json()) == {"detail"}
+
+
+def test_rate_limit_lets_requests_through_while_its_redis_is_down(podium, redis_server):
+    server = podium([ECHO], {"rate_limit": {"per_ip_per_minute": 2, "storage_uri": redis_server.url}})
+    assert [server.http.get("/v1/agents").status_code for _ in range(3)] == [200, 200, 429]
+    redis_server.terminate()
+    redis_server.wait(10)
+    # Fail open: an outage of the counter's storage is no reason to refuse every request.
+    answers = [server.http.post("/v1/agents/echo/run", json={"query": "still here"}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].json()["response"] == "still here"
 
 
 def test_budget_exhausted_answers_429_before_any_provider_call(podium, fake_upstream):

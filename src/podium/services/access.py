@@ -9,6 +9,7 @@ whichever dialect started the run.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from limits import RateLimitItemPerMinute
-from limits.errors import ConfigurationError
+from limits.errors import ConfigurationError, StorageError
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -24,6 +25,7 @@ from podium.errors import Forbidden
 from podium.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +91,12 @@ class RateLimiter:
     def __init__(self, per_minute: int, storage_uri: str) -> None:
         self.item = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
         self.limiter = None
+        self._warned_at = -60.0
         if self.item is not None:
             uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
             try:
-                self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
+                # wrap_exceptions: a failing storage raises StorageError, whatever its client.
+                self.limiter = MovingWindowRateLimiter(storage_from_string(uri, wrap_exceptions=True))
             except ConfigurationError as exc:  # a bad URI or a missing driver (redis needs coredis)
                 raise ValueError(f"rate_limit.storage_uri {storage_uri!r}: {exc}") from exc
 
@@ -100,7 +104,19 @@ class RateLimiter:
         """Count one request; None when allowed, else seconds until the client may retry."""
         if self.limiter is None or self.item is None:
             return None
-        if await self.limiter.hit(self.item, "ip", client):
+        try:
+            if await self.limiter.hit(self.item, "ip", client):
+                return None
+            stats = await self.limiter.get_window_stats(self.item, "ip", client)
+        except StorageError as exc:
+            # Fail open: a storage outage (Redis down) must not turn every request into an error.
+            self._storage_failed(exc)
             return None
-        stats = await self.limiter.get_window_stats(self.item, "ip", client)
         return max(1.0, stats.reset_time - time.time())
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= 60:  # once a minute, not once per request
+            self._warned_at = now
+            log.warning("rate-limit storage unavailable, requests are let through: %s",
+                        type(exc.storage_error).__name__)
