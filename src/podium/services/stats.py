@@ -13,7 +13,6 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-
 from podium.errors import BadRequest
 from podium.ids import now_ms
 from podium.services.metrics import answered
