@@ -68,3 +68,28 @@ def test_config_masks_secrets_and_reads_env(tmp_path):
 def test_missing_config_file_is_an_error(tmp_path):
     result = podium("config", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode != 0 and "not found" in (result.stdout + result.stderr)
+
+
+def test_an_unreachable_database_is_one_clear_error_without_its_password(tmp_path):
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+asyncpg://podium:hunter2-secret@127.0.0.1:{port}/podium"
+    result = podium("doctor", *_setup(tmp_path), env={**os.environ, "PODIUM_DATABASE_URL": url})
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in out and "hunter2-secret" not in out
+    assert f"cannot open the database postgresql+asyncpg://podium:***@127.0.0.1:{port}/podium" in " ".join(out.split())
+    assert "ConnectionRefusedError" in out
+
+
+def test_a_missing_database_driver_says_which_extra_to_install(tmp_path):
+    import os
+
+    url = "mysql+aiomysql://podium:hunter2-secret@127.0.0.1/podium"
+    result = podium("agents", *_setup(tmp_path), env={**os.environ, "PODIUM_DATABASE_URL": url})
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1 and "Traceback" not in out and "hunter2-secret" not in out
+    assert "is not installed (aiomysql)" in out and ".[postgres]" in out

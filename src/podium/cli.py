@@ -45,7 +45,9 @@ def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except PodiumError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        console.print(f"[red]error:[/red] {exc.message}", markup=True, highlight=False)
+        if exc.hint:
+            console.print(exc.hint, markup=False, highlight=False)
         raise typer.Exit(1) from exc
 
 

@@ -91,6 +91,13 @@ class ProvidersUnavailable(PodiumError):
     code = "PROVIDERS_UNAVAILABLE"
 
 
+class DatabaseUnavailable(PodiumError):
+    """The configured database cannot be opened: no driver, unreachable, refused."""
+
+    status = 503
+    code = "DATABASE_UNAVAILABLE"
+
+
 class ProviderError(Exception):
     """One provider attempt failed; the router moves to the next candidate.
 

@@ -12,7 +12,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from podium.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 T = TypeVar("T")
@@ -39,7 +42,12 @@ class Database:
             database = make_url(url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url)
+        try:
+            self.engine: AsyncEngine = create_async_engine(url)
+        except ModuleNotFoundError as exc:  # the driver is an extra: asyncpg for PostgreSQL
+            raise DatabaseUnavailable(
+                f"the driver for {self.shown} is not installed ({exc.name})",
+                hint="for PostgreSQL: pip install -e '.[postgres]' (asyncpg)") from exc
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         # A SQLite file gets threads with plain sqlite3 connections: a transaction there is
@@ -52,9 +60,21 @@ class Database:
             self._writer = _Threads(sync_url, 1, "podium-db-writer")
             self._reader = _Threads(sync_url, 2, "podium-db-reader")
 
+    @property
+    def shown(self) -> str:
+        """The URL with its password masked, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
     async def migrate(self) -> None:
-        """Bring the schema to the newest revision of every branch."""
-        await asyncio.to_thread(upgrade, self.url)
+        """Bring the schema to the newest revision of every branch (the first connection made,
+        so an unreachable database is reported here, once, plainly)."""
+        try:
+            await asyncio.to_thread(upgrade, self.url)
+        except (OSError, DBAPIError) as exc:
+            reason = exc.orig if isinstance(exc, DBAPIError) else exc
+            first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
+            raise DatabaseUnavailable(f"cannot open the database {self.shown}: "
+                                      f"{type(reason).__name__}: {first_line}") from exc
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work(connection)` in one transaction with a synchronous connection: on a SQLite
