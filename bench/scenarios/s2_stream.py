@@ -44,7 +44,7 @@ def run() -> Section:
                                  f"{fmt(f['relay_stream_tokens_per_s_p50'], 0)} / "
                                  f"{fmt(f['podium_stream_tokens_per_s_p50'], 0)}", errors])
             if c == 1:
-                section.target("TTFT within 2 ms of relay (c=1)", f"+{added:.2f} ms", added <= 2.0)
+                section.target("TTFT within 2 ms of relay (c=1)", f"{added:+.2f} ms", added <= 2.0)
             section.target(f"tokens/s >= 0.8x relay (c={c})", f"{ratio:.2f}x", ratio >= 0.8)
         if knob("PROFILE", True) and any(met is False for _, _, met in section.targets):
             with Profile(podium.pid, DURATION + 1, "s2_stream_c1") as profile:
