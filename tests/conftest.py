@@ -27,7 +27,7 @@ import yaml
 
 from podium.app import create_app
 from podium.settings import Settings
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, free_port
 
 ECHO = {"name": "echo", "description": "Echoes the message", "model": "scripted/echo",
         "orchestration": {"pattern": "single"}}
@@ -144,9 +144,7 @@ def podium(tmp_path: Path) -> Iterator[Callable[..., Podium]]:
 def redis_server() -> Iterator[subprocess.Popen[bytes]]:
     """A throwaway redis-server on a free loopback port (Debian's package; `make test` installs
     it); its URL is the process's `url` attribute."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:

@@ -11,6 +11,14 @@ from typing import Any
 import uvicorn
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (bound, then released): for a server started
+    next, or for a connection that must be refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class LoopbackServer:
     """Start, address and stop one uvicorn server on 127.0.0.1."""
 

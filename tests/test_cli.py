@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.loopback import free_port
+
 ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
 CALC = {"name": "calc", "tools": ["calculator"], "model": {"provider": "scripted", "model": "calc", "script": [
     {"tool_call": {"name": "calculator", "arguments": {"expression": "9*9"}}}, {"reply": "done: {tool_result}"}]}}
@@ -72,11 +74,8 @@ def test_missing_config_file_is_an_error(tmp_path):
 
 def test_an_unreachable_database_is_one_clear_error_without_its_password(tmp_path):
     import os
-    import socket
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"postgresql+asyncpg://podium:hunter2-secret@127.0.0.1:{port}/podium"
     result = podium("doctor", *_setup(tmp_path), env={**os.environ, "PODIUM_DATABASE_URL": url})
     out = result.stdout + result.stderr

@@ -3,9 +3,9 @@ the Prometheus exposition; the system status and doctor report real checks."""
 
 from __future__ import annotations
 
-import socket
-
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.loopback import free_port
 
 CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
     "provider": "scripted", "model": "calc", "script": [
@@ -73,15 +73,9 @@ def test_failures_count_and_reset_clears(podium):
     assert "podium_agent_runs_total" not in prometheus(server)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_doctor_reports_a_failing_provider(podium, fake_upstream):
     dead = {"name": "dead", "model": {"provider": "openai", "model": "m",
-                                      "base_url": f"http://127.0.0.1:{closed_port()}/v1"}}
+                                      "base_url": f"http://127.0.0.1:{free_port()}/v1"}}
     alive = {"name": "alive", "model": {"provider": "openai", "model": "fake-model", "base_url": fake_upstream.base_url}}
     server = podium([ECHO, dead, alive], config={"embedder": "openai", "embedder_base_url": fake_upstream.base_url})
     doctor = server.http.get("/v1/system/doctor").json()
@@ -124,7 +118,7 @@ def test_cli_status_and_doctor(tmp_path):
     assert "provider:scripted/echo" in healthy.output and "0 failing" in healthy.output
     assert "no embedder configured" in healthy.output
     (agents / "dead.yaml").write_text(
-        f"name: dead\nmodel: {{provider: openai, model: m, base_url: 'http://127.0.0.1:{closed_port()}/v1'}}\n")
+        f"name: dead\nmodel: {{provider: openai, model: m, base_url: 'http://127.0.0.1:{free_port()}/v1'}}\n")
     failing = runner.invoke(app, ["doctor", *args])
     assert failing.exit_code == 1 and "1 failing" in failing.output
 

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from tests.fake_anthropic import FakeAnthropic
-
-
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens here now: connection refused
-    return port
+from tests.loopback import free_port
 
 
 def _openai_agent(name: str, base_url: str, **extra) -> dict:
@@ -64,7 +56,7 @@ def test_history_is_sent_on_the_next_turn(podium, fake_upstream):
 @pytest.mark.parametrize("failure", ["refused", "500"])
 def test_fallback_to_next_candidate(podium, fake_upstream, failure):
     if failure == "refused":
-        primary_url = f"http://127.0.0.1:{_closed_port()}/v1"
+        primary_url = f"http://127.0.0.1:{free_port()}/v1"
     else:
         fake_upstream.script = [{"status": 500}, {"text": "from fallback"}]
         primary_url = fake_upstream.base_url
@@ -80,7 +72,7 @@ def test_fallback_to_next_candidate(podium, fake_upstream, failure):
 
 
 def test_all_candidates_down_is_503(podium):
-    port = _closed_port()
+    port = free_port()
     agent = {"name": "dead", "model": {
         "primary": {"provider": "openai", "model": "a", "base_url": f"http://127.0.0.1:{port}/v1"},
         "fallback": {"provider": "ollama", "model": "b", "base_url": f"http://127.0.0.1:{port}/v1"}}}

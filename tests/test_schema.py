@@ -7,7 +7,6 @@ process it runs in, which would make an in-process server's random ids repeat.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+
+from tests.loopback import free_port
 
 ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
 # Nothing may reach the network or the local model while the schema is fuzzed.
@@ -51,9 +52,7 @@ def _server_errors(operation: Any, mode: GenerationMode) -> list[str]:
 def served(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "echo.yaml").write_text(yaml.safe_dump(ECHO))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = tmp_path / "podium.yaml"
     config.write_text(yaml.safe_dump({**CONFIG, "port": port, "data_dir": str(tmp_path / "data"),
                                       "agents_dir": str(tmp_path / "agents"), "default_agent": "echo"}))
