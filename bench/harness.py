@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -82,8 +83,10 @@ class Section:
 class Server:
     """A server process on a loopback port; stopped (and its children) on exit."""
 
-    def __init__(self, name: str, argv: list[str], port: int, health: str, cwd: Path | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], port: int, health: str, cwd: Path | None = None,
+                 scratch: Path | None = None) -> None:
         self.name, self.port, self.health = name, port, health
+        self.scratch = scratch  # a temporary folder of this server's, deleted when it stops
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"bench-{name}-", suffix=".log", delete=False)
         command = f"ulimit -n {FD_LIMIT}; exec {shlex.join(argv)}"
         self.started_at = time.perf_counter()
@@ -135,6 +138,8 @@ class Server:
                 self.proc.wait()
         self.log.close()
         os.unlink(self.log.name)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> "Server":
         return self
@@ -186,7 +191,8 @@ def start_podium(agents: list[dict[str, Any]], config: dict[str, Any] | None = N
                 "default_agent": agents[0]["name"], **(config or {})}
     (root / "podium.yaml").write_text(yaml.safe_dump(settings))
     return Server("podium", [PODIUM, "serve", "--config", str(root / "podium.yaml"),
-                             "--data-dir", str(root / "data")], port, "/v1/health")
+                             "--data-dir", str(root / "data")], port, "/v1/health",
+                  scratch=None if workdir else root)  # a caller's workdir is the caller's to delete
 
 
 class LoadError(RuntimeError):
