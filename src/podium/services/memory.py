@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -116,18 +118,17 @@ class MemoryService:
         """Add knowledge, working notes and recalled memories to the run's system message, in a
         `memory.recall` span when the agent uses any of them."""
         message = last_content(state.messages, "user")
-        spec = state.spec
-        if not message or not (spec.knowledge or "remember" in spec.tools or self._semantic_on(spec)):
+        sources = self._sources(state.spec, state.session_id, message) if message else []
+        if not sources:
             return
         with self.loop.tracer.start_as_current_span("memory.recall", attributes={
-                "agent": spec.name, "session_id": state.session_id}) as span:
+                "agent": state.spec.name, "session_id": state.session_id}) as span:
             parts = []
-            for part in (self._knowledge_part(spec, message), self._notes_part(spec, state.session_id),
-                         self._recall_part(spec, state.session_id, message)):
+            for source in sources:
                 try:
-                    parts.append(await part)
+                    parts.append(await source())
                 except Exception:  # memory is a help, never a reason for a run to fail
-                    log.exception("memory for %s could not be prepared", spec.name)
+                    log.exception("memory for %s could not be prepared", state.spec.name)
             span.set_attribute("parts", sum(1 for p in parts if p))
         extra = "\n\n".join(p for p in parts if p)
         if not extra:
@@ -138,9 +139,18 @@ class MemoryService:
         else:
             state.messages.insert(0, {"role": "system", "content": extra})
 
+    def _sources(self, spec: AgentSpec, session_id: str, message: str) -> list[Callable[[], Awaitable[str | None]]]:
+        """The memory this agent uses, each source preparing its part of the system message."""
+        sources: list[Callable[[], Awaitable[str | None]]] = []
+        if spec.knowledge and self.embedder.available:
+            sources.append(partial(self._knowledge_part, spec, message))
+        if "remember" in spec.tools:
+            sources.append(partial(self._notes_part, session_id))
+        if self._semantic_on(spec) and self.settings.memory_recall_top_k:
+            sources.append(partial(self._recall_part, spec, session_id, message))
+        return sources
+
     async def _knowledge_part(self, spec: AgentSpec, message: str) -> str | None:
-        if not spec.knowledge or not self.embedder.available:
-            return None
         lines = []
         for collection in spec.knowledge:
             try:
@@ -152,16 +162,12 @@ class MemoryService:
             lines += [f"- [{collection}] {r['text']}" for r in found]
         return "Relevant knowledge:\n" + "\n".join(lines) if lines else None
 
-    async def _notes_part(self, spec: AgentSpec, session_id: str) -> str | None:
-        if "remember" not in spec.tools:
-            return None
+    async def _notes_part(self, session_id: str) -> str | None:
         notes = await self.store.notes(session_id=session_id, limit=20)
         lines = [f"- {n['content']}" + (f" ({n['category']})" if n["category"] else "") for n in reversed(notes)]
         return "Notes you saved in this session:\n" + "\n".join(lines) if lines else None
 
     async def _recall_part(self, spec: AgentSpec, session_id: str, message: str) -> str | None:
-        if not self._semantic_on(spec) or self.settings.memory_recall_top_k == 0:
-            return None
         if not await self.store.has_other_sessions(spec.name, session_id):
             return None
         try:
