@@ -114,10 +114,10 @@ class OpenAIProvider:
 
 def _proxy_for(url: str) -> str | None:
     """The proxy HTTP(S)_PROXY and NO_PROXY choose for `url`, if any (as httpx would)."""
-    host = urlsplit(url).hostname or ""
-    if urllib.request.proxy_bypass(host):
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    return urllib.request.getproxies().get(urlsplit(url).scheme)
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
