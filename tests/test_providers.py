@@ -116,3 +116,54 @@ def test_openai_provider_takes_its_proxy_from_the_environment_once(monkeypatch):
     assert build("http://127.0.0.1:11434/v1").proxy is None
     monkeypatch.delenv("HTTPS_PROXY")
     assert build("https://api.openai.com/v1").proxy is None
+
+
+def _decode(body: bytes, piece: int) -> list:
+    """Feed a chat-completion event stream to the decoder `piece` bytes at a time."""
+    from podium.runtime.providers.base import ModelRequest
+    from podium.runtime.providers.openai import CompletionStream
+
+    decoder = CompletionStream(ModelRequest(messages=[{"role": "user", "content": "12345678"}]))
+    events = []
+    for at in range(0, len(body), piece):
+        events += decoder.feed(body[at:at + piece])
+    return events + decoder.close()
+
+
+def _sse(*chunks: object, done: bool = True, newline: bytes = b"\n") -> bytes:
+    lines = [b"data: " + (c if isinstance(c, bytes) else json.dumps(c).encode()) for c in chunks]
+    lines += [b"data: [DONE]"] if done else []
+    return b"".join(line + newline + newline for line in lines)
+
+
+@pytest.mark.parametrize("piece", [1, 7, 10_000])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_completion_stream_decodes_whatever_the_reads_and_line_ends(piece, newline):
+    from podium.runtime.events import TextDelta, ToolCall, Usage
+
+    body = _sse({"choices": [{"delta": {"content": "Héllo"}}]},
+                {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "calc",
+                                                                                             "arguments": '{"a":'}}]}}]},
+                {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]}}]},
+                {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4}}, newline=newline)
+    events = _decode(body + _sse({"choices": [{"delta": {"content": "after done"}}]}, done=False), piece)
+    assert events == [TextDelta("Héllo"), ToolCall(id="c1", name="calc", input={"a": 1}), Usage(9, 4)]
+
+
+def test_completion_stream_estimates_usage_and_keeps_a_last_unterminated_line():
+    from podium.runtime.events import TextDelta, Usage
+
+    events = _decode(_sse({"choices": [{"delta": {"content": "abcdefgh"}}]}, done=False).rstrip(b"\n"), 5)
+    assert events == [TextDelta("abcdefgh"), Usage(2, 2)]  # about four characters a token
+
+
+@pytest.mark.parametrize("body, says", [
+    (_sse(b"{not json"), "malformed event: {not json"),
+    (_sse(b"\xff\xfe"), "malformed event"),
+    (_sse({"error": {"message": "overloaded"}}), "failed mid-stream: overloaded"),
+])
+def test_completion_stream_refuses_malformed_and_error_events(body, says):
+    from podium.errors import ProviderError
+
+    with pytest.raises(ProviderError, match=says):
+        _decode(body, 3)

@@ -190,3 +190,23 @@ def test_a_refused_run_leaves_an_error_trace(podium):
     [root] = [s for s in traces[0]["spans"] if s["name"] == "agent.run"]
     assert root["status"] == "ERROR" and root["attributes"]["before_hooks"].split(", ")[-1].startswith("BudgetService.")
     assert "llm.call" not in {s["name"] for s in traces[0]["spans"]}
+
+
+def test_ids_and_trace_ids_begin_with_their_time(podium):
+    """Stored ids are time-ordered (new rows go to the end of each index): a later run's
+    session, turn and trace ids sort after an earlier run's."""
+    import time
+
+    server = podium([ECHO])
+    bodies = []
+    for query in ("first", "second"):
+        bodies.append(run(server, "echo", query))
+        time.sleep(0.005)
+    turns = [server.http.get(f"/api/sessions/{b['session_id']}/turns").json()["turns"][0] for b in bodies]
+    traces = [server.http.get("/v1/traces/", params={"agent": "echo"}).json()["traces"][i]["trace_id"]
+              for i in (1, 0)]  # newest first
+    assert bodies[0]["session_id"] < bodies[1]["session_id"]
+    assert turns[0]["id"] < turns[1]["id"] and [t["trace_id"] for t in turns] == traces
+    assert traces[0] < traces[1]
+    # The leading 48 bits of a trace id are its epoch milliseconds, within this test's run.
+    assert abs(int(traces[1][:12], 16) - time.time() * 1000) < 60_000

@@ -10,6 +10,7 @@ writer first, so a run's trace is complete once the run has answered. An incomin
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import Span, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -50,6 +52,21 @@ def span_row(span: ReadableSpan) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     # OTel keeps sequences as tuples; JSON wants lists.
     return list(value) if isinstance(value, tuple) else value
+
+
+class TimeOrderedIdGenerator(IdGenerator):
+    """Trace ids that begin with the epoch milliseconds (48 bits, then 80 random), as AWS X-Ray's
+    generator makes them: stored spans are indexed by trace id, and time-ordered ids are appended
+    to that index instead of scattered through it. Span ids stay random."""
+
+    def __init__(self) -> None:
+        self._random = RandomIdGenerator()
+
+    def generate_span_id(self) -> int:
+        return self._random.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        return (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
 
 
 class StoreSpanProcessor(SpanProcessor):
@@ -98,7 +115,7 @@ class Tracing:
         self.writer = writer
         self.provider = TracerProvider(resource=Resource.create({"service.name": "podium",
                                                                  "service.version": __version__}),
-                                       shutdown_on_exit=False)
+                                       id_generator=TimeOrderedIdGenerator(), shutdown_on_exit=False)
         self.processor = StoreSpanProcessor()
         self.provider.add_span_processor(self.processor)
         if otlp_endpoint:

@@ -82,34 +82,89 @@ class OpenAIProvider:
                     await response.read()
                     raise ProviderError(f"{self.kind} answered {response.status}",
                                         status=response.status, retry_after=retry_after(response.headers))
-                async for event in self._events(_chunks(response), request):
+                decoder = CompletionStream(request)
+                # Read to the end even after [DONE]: a body left unread costs the pooled connection.
+                async for data in response.content.iter_any():
+                    for event in decoder.feed(data):
+                        yield event
+                for event in decoder.close():
                     yield event
         except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors
             raise ProviderError(f"{self.kind} timed out") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"{self.kind} unreachable: {exc}") from exc
 
-    async def _events(self, chunks: AsyncIterator[dict[str, Any]], request: ModelRequest) -> AsyncIterator[ProviderEvent]:
-        calls: dict[int, dict[str, str]] = {}
-        usage: Usage | None = None
-        written = 0
-        async for chunk in chunks:
-            if chunk.get("usage"):
-                usage = Usage(chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
-            for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    written += approx_tokens(delta["content"])
-                    yield TextDelta(delta["content"])
-                for call in delta.get("tool_calls") or []:
-                    slot = calls.setdefault(call.get("index", 0), {"id": "", "name": "", "arguments": ""})
-                    slot["id"] = call.get("id") or slot["id"]
-                    function = call.get("function") or {}
-                    slot["name"] += function.get("name") or ""
-                    slot["arguments"] += function.get("arguments") or ""
-        for index, call in sorted(calls.items()):
-            yield ToolCall(id=call["id"] or f"call_{index}", name=call["name"], input=_arguments(call["arguments"]))
-        yield usage or Usage(request_tokens(request), written)
+
+class CompletionStream:
+    """Decodes a chat-completion event stream as it arrives: bytes in, run events out.
+
+    Synchronous and fed one network read at a time, so the wire format is tested without a
+    connection (reads split anywhere, CRLF, malformed and error events: tests/test_providers.py).
+    """
+
+    def __init__(self, request: ModelRequest) -> None:
+        self.request = request
+        self.calls: dict[int, dict[str, str]] = {}
+        self.usage: Usage | None = None
+        self.written = 0
+        self.done = False
+        self._rest = b""
+
+    def feed(self, data: bytes) -> list[ProviderEvent]:
+        """The events completed by this piece of the body."""
+        # Split here rather than with aiohttp's line reader, which refuses lines over 64 KiB (a
+        # long tool-call argument can be one).
+        *lines, self._rest = (self._rest + data).split(b"\n")
+        events: list[ProviderEvent] = []
+        for line in lines:
+            self._line(line, events)
+        return events
+
+    def close(self) -> list[ProviderEvent]:
+        """The events the end of the body completes: a last unterminated line, tool calls, usage."""
+        events: list[ProviderEvent] = []
+        if self._rest:
+            self._line(self._rest, events)
+            self._rest = b""
+        for index, call in sorted(self.calls.items()):
+            events.append(ToolCall(id=call["id"] or f"call_{index}", name=call["name"],
+                                   input=_arguments(call["arguments"])))
+        events.append(self.usage or Usage(request_tokens(self.request), self.written))
+        return events
+
+    def _line(self, raw: bytes, events: list[ProviderEvent]) -> None:
+        if self.done or not raw.startswith(b"data:"):
+            return  # blank separators, comments, `event:` lines, anything after [DONE]
+        data = raw[5:].strip()
+        if data == b"[DONE]":
+            self.done = True
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:  # malformed JSON or bytes that are not UTF-8
+            shown = data[:100].decode(errors="replace")
+            raise ProviderError(f"{OpenAIProvider.kind} sent a malformed event: {shown}") from exc
+        if not isinstance(chunk, dict):
+            return
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise ProviderError(f"{OpenAIProvider.kind} failed mid-stream: {message}")
+        if chunk.get("usage"):
+            used = chunk["usage"]
+            self.usage = Usage(used.get("prompt_tokens") or 0, used.get("completion_tokens") or 0)
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                self.written += approx_tokens(content)
+                events.append(TextDelta(content))
+            for call in delta.get("tool_calls") or ():
+                slot = self.calls.setdefault(call.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                slot["id"] = call.get("id") or slot["id"]
+                function = call.get("function") or {}
+                slot["name"] += function.get("name") or ""
+                slot["arguments"] += function.get("arguments") or ""
 
 
 def _proxy_for(url: str) -> str | None:
@@ -118,41 +173,6 @@ def _proxy_for(url: str) -> str | None:
     if urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return urllib.request.getproxies().get(parts.scheme)
-
-
-async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    # Split here rather than with aiohttp's line reader, which refuses lines over 64 KiB (a
-    # long tool-call argument can be one).
-    rest = b""
-    async for data in response.content.iter_any():
-        *lines, rest = (rest + data).split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r").decode(errors="replace")
-    if rest:
-        yield rest.decode(errors="replace")
-
-
-async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
-    """The JSON objects of a chat-completion event stream, up to `[DONE]`."""
-    done = False
-    # Read to the end even after [DONE]: a body left unread costs the pooled connection.
-    async for line in _lines(response):
-        if done or not line.startswith("data:"):
-            continue  # blank separators, comments, `event:` lines
-        data = line[5:].strip()
-        if data == "[DONE]":
-            done = True
-            continue
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ProviderError(f"{OpenAIProvider.kind} sent a malformed event: {data[:100]}") from exc
-        if isinstance(chunk, dict) and chunk.get("error"):
-            error = chunk["error"]
-            message = error.get("message") if isinstance(error, dict) else str(error)
-            raise ProviderError(f"{OpenAIProvider.kind} failed mid-stream: {message}")
-        if isinstance(chunk, dict):
-            yield chunk
 
 
 def _arguments(raw: str) -> dict[str, Any]:
