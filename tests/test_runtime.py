@@ -157,3 +157,27 @@ def test_body_over_limit_is_413_in_each_dialect_shape(podium):
     assert gateway.status_code == 413 and set(gateway.json()) == {"error"}
     work = http.post("/api/tasks", content=big, headers=headers)
     assert work.status_code == 413 and set(work.json()) == {"error"}
+
+
+def test_run_endpoints_parse_their_own_body_in_the_dialects_shape(podium):
+    """/v1/agents/{name}/run and POST /chat read their body themselves (api/_dialect.py,
+    `parse_body`): bad bodies still get the dialect's 4xx, and the OpenAPI document still
+    describes the body and the path parameter."""
+    http = podium([ECHO]).http
+    headers = {"content-type": "application/json"}
+    for body, says in ((b"", "not valid JSON"), (b"[1]", "body: Input should be an object"),
+                       (b'{"query": ""}', "query: String should have at least 1 character"),
+                       (b'{"session_id": "s"}', "missing field: query")):
+        response = http.post("/v1/agents/echo/run", content=body, headers=headers)
+        assert response.status_code == 422 and says in response.json()["detail"], (body, response.text)
+    chat = http.post("/chat", content=b'{"message": "hi"}', headers=headers)
+    assert chat.status_code == 400 and chat.json() == {"error": "missing field: sessionId", "code": "BAD_REQUEST"}
+    assert http.post("/v1/agents/ghost/run", json={"query": "x"}).status_code == 404
+    # curl's -d sends a form content type; the body is JSON all the same.
+    assert http.post("/v1/agents/echo/run", content=b'{"query": "hi"}',
+                     headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 200
+    spec = http.get("/openapi.json").json()["paths"]
+    run = spec["/v1/agents/{name}/run"]["post"]
+    assert run["requestBody"]["content"]["application/json"]["schema"]["required"] == ["query"]
+    assert [p["name"] for p in run["parameters"]] == ["name"]
+    assert "sessionId" in spec["/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]

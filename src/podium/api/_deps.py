@@ -15,5 +15,10 @@ async def _core(connection: HTTPConnection) -> Core:
     return connection.app.state.core
 
 
+def core_of(request: HTTPConnection) -> Core:
+    """The Core, for endpoints that take the Request alone (called without dependency solving)."""
+    return request.app.state.core
+
+
 CoreDep = Annotated[Core, Depends(_core)]
-__all__ = ["CoreDep", "Request", "WebSocket"]
+__all__ = ["CoreDep", "Request", "WebSocket", "core_of"]

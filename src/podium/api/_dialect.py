@@ -3,13 +3,15 @@ FastAPI's validation errors) into the dialect's own error shape."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from podium.errors import BadRequest, PodiumError, Unprocessable
 
 ErrorBody = Callable[[PodiumError], dict[str, Any]]
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class Dialect:
@@ -41,7 +44,7 @@ class Dialect:
 
         class Route(APIRoute):
             def get_route_handler(self) -> Callable[[Request], Any]:
-                handler = super().get_route_handler()
+                handler = _direct(self) or super().get_route_handler()
 
                 async def guarded(request: Request) -> Response:
                     try:
@@ -58,6 +61,40 @@ class Dialect:
                 return guarded
 
         return APIRouter(route_class=Route, **kwargs)
+
+
+def _direct(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | None:
+    """For an endpoint that takes the Request and string path parameters alone, a handler that
+    calls it directly, without FastAPI's per-request dependency solving: that cost more CPU than
+    the rest of the framework together (97 against 31 us a request in-process; bench/RESULTS.md,
+    scenario 1). The hot run endpoints are written so; they parse their body with `parse_body`."""
+    d = route.dependant
+    if (d.request_param_name is None or d.query_params or d.header_params or d.cookie_params
+            or d.body_params or d.dependencies or d.websocket_param_name or d.background_tasks_param_name
+            or route.response_model is not None or any(p.field_info.annotation is not str for p in d.path_params)):
+        return None
+    endpoint, request_param, status = route.endpoint, d.request_param_name, route.status_code or 200
+
+    async def handler(request: Request) -> Response:
+        result = await endpoint(**request.path_params, **{request_param: request})
+        return result if isinstance(result, Response) else JSONResponse(jsonable_encoder(result), status)
+
+    return handler
+
+
+async def parse_body(request: Request, model: type[Model]) -> Model:
+    """The request's JSON body as `model`; invalid input raises the RequestValidationError that
+    FastAPI's own parsing would, so the dialect renders it the same way."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body that the endpoint parses itself with `parse_body`."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema()}}}}
 
 
 def _from_http(exc: HTTPException) -> PodiumError:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import Header, Query
+from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api import _sse
-from podium.api._deps import CoreDep
-from podium.api._dialect import CHAT
+from podium.api._deps import CoreDep, core_of
+from podium.api._dialect import CHAT, body_schema, parse_body
 from podium.errors import SessionNotFound
 from podium.ids import iso, now_ms
 from podium.runtime.events import Done, Failed, TextDelta, ToolCall, ToolResult, Waiting
@@ -24,9 +24,11 @@ class ChatRequest(BaseModel):
     agent: str | None = None
 
 
-@router.post("/chat")
-async def chat(body: ChatRequest, core: CoreDep, traceparent: str | None = Header(None)):
-    handle = await core.conversations.start(body.agent, body.message, body.sessionId, traceparent=traceparent)
+@router.post("/chat", openapi_extra=body_schema(ChatRequest))
+async def chat(request: Request):
+    body = await parse_body(request, ChatRequest)
+    handle = await core_of(request).conversations.start(body.agent, body.message, body.sessionId,
+                                                        traceparent=request.headers.get("traceparent"))
     if body.stream:
         return _sse.response(_sse.frames(handle, frame))
     result = await handle.result()

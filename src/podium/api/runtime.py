@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Header, WebSocketDisconnect
+from fastapi import Request, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podium import __version__
-from podium.api._deps import CoreDep, WebSocket
-from podium.api._dialect import RUNTIME, describe_validation
+from podium.api._deps import CoreDep, WebSocket, core_of
+from podium.api._dialect import RUNTIME, body_schema, describe_validation, parse_body
 from podium.errors import PodiumError
 from podium.runtime.agent import AgentSpec
 from podium.runtime.events import Done, Failed, RunResult, TextDelta, ToolCall, ToolResult, Waiting
@@ -82,9 +82,11 @@ def usage_body(result: RunResult) -> dict[str, int]:
             "total_tokens": result.usage.total_tokens}
 
 
-@router.post("/agents/{name}/run")
-async def run_agent(name: str, body: RunRequest, core: CoreDep, traceparent: str | None = Header(None)):
-    handle = await core.conversations.start(name, body.query, body.session_id, traceparent=traceparent)
+@router.post("/agents/{name}/run", openapi_extra=body_schema(RunRequest))
+async def run_agent(name: str, request: Request):
+    body = await parse_body(request, RunRequest)
+    handle = await core_of(request).conversations.start(name, body.query, body.session_id,
+                                                        traceparent=request.headers.get("traceparent"))
     return JSONResponse(run_body(await handle.result()))
 
 
