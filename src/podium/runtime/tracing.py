@@ -10,7 +10,7 @@ writer first, so a run's trace is complete once the run has answered. An incomin
 from __future__ import annotations
 
 import logging
-import os
+import random
 import time
 from typing import Any
 
@@ -66,7 +66,7 @@ class TimeOrderedIdGenerator(IdGenerator):
         return self._random.generate_span_id()
 
     def generate_trace_id(self) -> int:
-        return (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
+        return (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF) << 80 | random.getrandbits(80)
 
 
 class StoreSpanProcessor(SpanProcessor):
