@@ -10,14 +10,14 @@ from starlette.requests import HTTPConnection
 from podium.core import Core
 
 
-async def _core(connection: HTTPConnection) -> Core:
-    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+def core_of(connection: HTTPConnection) -> Core:
+    """The Core, for endpoints that take the Request alone (called without dependency solving)."""
     return connection.app.state.core
 
 
-def core_of(request: HTTPConnection) -> Core:
-    """The Core, for endpoints that take the Request alone (called without dependency solving)."""
-    return request.app.state.core
+async def _core(connection: HTTPConnection) -> Core:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+    return core_of(connection)
 
 
 CoreDep = Annotated[Core, Depends(_core)]
