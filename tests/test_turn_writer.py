@@ -70,3 +70,67 @@ def test_concurrent_runs_share_commits_and_keep_every_turn(podium):
         assert only["status"] == "completed"
         names = {s["name"] for s in server.http.get(f"/v1/traces/{only['trace_id']}").json()["spans"]}
         assert {"agent.run", "llm.call"} <= names
+
+
+def test_driver_inserts_store_what_sqlalchemy_would(tmp_path):
+    """The run's inserts skip SQLAlchemy's execution but must store the very same values: JSON
+    columns encoded (None as JSON null), literals of the statement filled in, on both backends."""
+    from sqlalchemy import insert, select
+
+    from tests.conftest import POSTGRES, fresh_postgres_database
+    from podium.store.db import DriverInsert
+    from podium.store.tables import sessions, tool_calls, turns
+
+    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+
+    def record(turn_id: str, session: str) -> TurnRecord:
+        return TurnRecord(turn_id=turn_id, session_id=session, agent="a", user_message="hi", assistant_message=None,
+                          status="failed", error="boom", model=None, provider=None, input_tokens=3,
+                          output_tokens=0, total_ms=2.5, model_ms=1.25, tool_ms=0.5, cost_usd=0.125,
+                          context=[{"role": "user", "content": "hé \"quoted\""}], attempts=None, trace_id="f" * 32,
+                          tool_calls=[{"id": f"tc_{turn_id}", "call_id": "c1", "tool": "t", "input": {"n": [1, 2]},
+                                       "output": "o", "is_error": 1, "duration_ms": 0.5}])
+
+    def by_sqlalchemy(conn, r: TurnRecord) -> None:  # the statements executed the usual way
+        conn.execute(insert(sessions).values(id=r.session_id, agent_id=r.agent, status="running", started_at=1,
+                                             last_activity=1, env={}))
+        conn.execute(turns.insert(), [dict(id=r.turn_id, session_id=r.session_id, agent=r.agent, model=r.model,
+                                           provider=r.provider, status=r.status, error=r.error,
+                                           input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                                           cost_usd=r.cost_usd, total_ms=r.total_ms, model_ms=r.model_ms,
+                                           tool_ms=r.tool_ms, context=r.context, attempts=r.attempts,
+                                           trace_id=r.trace_id, created_at=1)])
+        conn.execute(tool_calls.insert(), [{**c, "turn_id": r.turn_id, "session_id": r.session_id, "created_at": 1}
+                                           for c in r.tool_calls])
+
+    async def scenario() -> tuple[list, list, str]:
+        db = Database(url)
+        await db.migrate()
+        store = ConversationStore(db)
+        await db.write(lambda conn: store.write_turns(conn, [record("turn_d", "sd")]))
+        await db.write(lambda conn: by_sqlalchemy(conn, record("turn_s", "ss")))
+        columns = [c for c in turns.c if c.name not in ("id", "session_id", "created_at")]
+        read = await db.read(lambda conn: [
+            conn.execute(select(*columns).where(turns.c.id == t)).one() for t in ("turn_d", "turn_s")]
+            + [conn.execute(select(sessions.c.status, sessions.c.env).where(sessions.c.id == s)).one()
+               for s in ("sd", "ss")]
+            + [conn.execute(select(tool_calls.c.input, tool_calls.c.is_error).where(tool_calls.c.turn_id == t)).one()
+               for t in ("turn_d", "turn_s")])
+        # A column SQLAlchemy would have filled from its default is refused, not stored as NULL.
+        partial = DriverInsert(turns.insert(), ["id", "session_id", "agent", "status", "created_at"])
+        try:
+            await db.write(lambda conn: partial.execute(conn, [{"id": "turn_p", "session_id": "sd", "agent": "a",
+                                                                "status": "completed", "created_at": 1}]))
+        except TypeError as exc:
+            refused = str(exc)
+        else:
+            refused = ""
+        await db.close()
+        return read[:2], read[2:], refused
+
+    turn_rows, other_rows, refused = asyncio.run(scenario())
+    assert turn_rows[0] == turn_rows[1]
+    assert turn_rows[0].context == [{"role": "user", "content": "hé \"quoted\""}] and turn_rows[0].attempts is None
+    assert other_rows[0] == other_rows[1] == ("running", {})
+    assert other_rows[2] == other_rows[3] == ({"n": [1, 2]}, 1)
+    assert "input_tokens" in refused

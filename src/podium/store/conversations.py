@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, bindparam, delete, func, select, update
 
 from podium.ids import now_ms
-from podium.store.db import Database, insert_for
+from podium.store.db import Database, DriverInsert, insert_for
 from podium.store.tables import messages, sessions, tool_calls, turns
 
 
@@ -52,6 +52,16 @@ class ConversationStore:
             started_at=now, last_activity=now, env={},
         ).on_conflict_do_update(index_elements=["id"], set_={
             "last_activity": now, "agent_id": func.coalesce(sessions.c.agent_id, agent)})
+        self._write_session = DriverInsert(self._touch, ["sid", "agent", "now"])
+        self._write_turn = DriverInsert(turns.insert(), [
+            "id", "session_id", "agent", "model", "provider", "status", "error", "input_tokens",
+            "output_tokens", "cost_usd", "total_ms", "model_ms", "tool_ms", "context", "attempts",
+            "trace_id", "created_at"])
+        self._write_message = DriverInsert(messages.insert(), [
+            "role", "content", "session_id", "agent", "turn_id", "created_at"])
+        self._write_tool_call = DriverInsert(tool_calls.insert(), [
+            "id", "call_id", "tool", "input", "output", "is_error", "duration_ms", "turn_id",
+            "session_id", "created_at"])
         recent = (select(messages).where(messages.c.session_id == bindparam("sid"))
                   .order_by(messages.c.id.desc()).limit(bindparam("limit", type_=Integer)))
         self._recent = {False: recent, True: recent.where(messages.c.agent == bindparam("agent"))}
@@ -93,8 +103,8 @@ class ConversationStore:
         """Write each record's session, messages, turn and tool calls: one executemany per table,
         on the caller's transaction (the turn writer's batch)."""
         now = now_ms()
-        conn.execute(self._touch, [{"sid": r.session_id, "agent": r.agent, "now": now} for r in records])
-        conn.execute(turns.insert(), [dict(
+        self._write_session.execute(conn, [{"sid": r.session_id, "agent": r.agent, "now": now} for r in records])
+        self._write_turn.execute(conn, [dict(
             id=r.turn_id, session_id=r.session_id, agent=r.agent, model=r.model, provider=r.provider,
             status=r.status, error=r.error, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
             cost_usd=r.cost_usd, total_ms=r.total_ms, model_ms=r.model_ms, tool_ms=r.tool_ms,
@@ -106,11 +116,11 @@ class ConversationStore:
                 for role, content in (("user", r.user_message), ("assistant", r.assistant_message))
                 if content is not None]
         if said:
-            conn.execute(messages.insert(), said)
+            self._write_message.execute(conn, said)
         calls = [{**c, "turn_id": r.turn_id, "session_id": r.session_id, "created_at": now}
                  for r in records for c in r.tool_calls]
         if calls:
-            conn.execute(tool_calls.insert(), calls)
+            self._write_tool_call.execute(conn, calls)
 
     async def _touch_session(self, conn, session_id: str, agent: str | None, now: int) -> None:  # noqa: ANN001
         # A session comes into being the first time any dialect speaks in it.

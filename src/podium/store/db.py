@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import Connection, Engine, Insert, create_engine, event, text
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -137,6 +137,51 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str) -> None:
     # Capabilities add revisions on their own branches; "heads" applies all of them.
     command.upgrade(alembic_config(url), "heads")
+
+
+class DriverInsert:
+    """An INSERT that every run writes, compiled once per dialect and run with the driver's own
+    `executemany`: the same SQL and the same bind processing (JSON columns) as `conn.execute`,
+    without SQLAlchemy's per-execution work, which was over half of a turn's transaction on
+    SQLite (a turn: 134 -> 77 us in isolation)."""
+
+    def __init__(self, statement: Insert, keys: list[str]) -> None:
+        self.statement = statement
+        self.keys = keys
+        self._compiled: dict[Dialect, tuple[str, list[tuple[str, Any, Any]]]] = {}
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows` (dicts keyed by `keys`, and by the statement's own bind names) on
+        `conn`'s transaction."""
+        sql, slots = self._compiled.get(conn.dialect) or self._compile(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, [tuple(_bound(row, slot) for slot in slots) for row in rows])
+        finally:
+            cursor.close()
+
+    def _compile(self, dialect: Dialect) -> tuple[str, list[tuple[str, Any, Any]]]:
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
+        if not compiled.positional or compiled.positiontup is None:
+            raise TypeError(f"{dialect.name}: a positional paramstyle is needed, not {dialect.paramstyle}")
+        # Binds not in `keys` must carry their value (the statement's literals); the others are
+        # column defaults SQLAlchemy computes per execution, which this does not do.
+        unfilled = [n for n in compiled.positiontup if n not in self.keys and compiled.binds[n].value is None]
+        if unfilled:
+            raise TypeError(f"no value for {', '.join(unfilled)} in {self.statement.table}: name it in keys")
+        slots = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            slots.append((name, process, bind.value))
+        self._compiled[dialect] = (compiled.string, slots)
+        return self._compiled[dialect]
+
+
+def _bound(row: dict[str, Any], slot: tuple[str, Any, Any]) -> Any:
+    name, process, default = slot
+    value = row.get(name, default)
+    return process(value) if process is not None else value
 
 
 def insert_for(engine: AsyncEngine):  # noqa: ANN201

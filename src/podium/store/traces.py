@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, Float, Index, String, Table, delete, func, select
 
-from podium.store.db import Database
+from podium.store.db import Database, DriverInsert
 from podium.store.tables import metadata
 
 spans = Table(
@@ -33,12 +33,12 @@ class TraceStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._insert = DriverInsert(spans.insert(), [c.name for c in spans.columns])
 
-    @staticmethod
-    def write(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def write(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Write a batch of spans in one statement (executemany), on the caller's transaction."""
         if rows:
-            conn.execute(spans.insert(), rows)
+            self._insert.execute(conn, rows)
 
     async def trace(self, trace_id: str) -> list[dict[str, Any]]:
         async with self.db.engine.connect() as conn:
