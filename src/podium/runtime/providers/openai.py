@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
@@ -140,7 +141,7 @@ class CompletionStream:
             self.done = True
             return
         try:
-            chunk = json.loads(data)
+            chunk = orjson.loads(data)
         except ValueError as exc:  # malformed JSON or bytes that are not UTF-8
             shown = data[:100].decode(errors="replace")
             raise ProviderError(f"{OpenAIProvider.kind} sent a malformed event: {shown}") from exc

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 
 import aiohttp
+import orjson
 
 from podium.errors import BadRequest
 from podium.runtime.agent import ModelRef
@@ -80,6 +81,7 @@ class ProviderPool:
         made on first use, since aiohttp wants a running event loop."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=0),
+                                                  json_serialize_bytes=orjson.dumps,
                                                   trust_env=False)  # proxies: see OpenAIProvider
         return self._session
 
