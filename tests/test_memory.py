@@ -64,6 +64,27 @@ def test_memories_from_other_sessions_reach_the_model(podium, fake_upstream):
     assert {"role": "user", "content": "I have a golden retriever called Max."} in sent[1:]
 
 
+def test_a_recalled_message_is_stored_with_the_vector_its_recall_computed(podium, fake_upstream):
+    server = podium([upstream_agent(fake_upstream.base_url)])
+
+    def figures() -> dict:
+        server.http.get("/v1/memory/pal/semantic", params={"query": "flush"})  # waits for storage, embeds once
+        return server.http.get("/api/stats/capacity").json()["semantic_memory"]
+
+    run(server, "pal", "I keep bees on the roof.", "one")  # no other session yet: no recall
+    before = figures()
+    assert before["embedded"] == 2 and before["reused"] == 0  # its message, then the search above
+    run(server, "pal", "What do you know about my bees?", "two")  # recalls from "one"
+    after = figures()
+    assert fake_upstream.requests[-1]["messages"][0]["content"].count("bees on the roof") == 1
+    # One vector for run two (the recall's, stored as is) and one for the search: not three.
+    assert after["embedded"] - before["embedded"] == 2 and after["reused"] == 1
+    found = server.http.get("/v1/memory/pal/semantic", params={"query": "what do you know about my bees"}).json()
+    top = found["results"][0]
+    assert top["text"] == "What do you know about my bees?" and top["metadata"]["session_id"] == "two"
+    assert top["score"] > 0.9  # the stored vector is the message's own
+
+
 REMEMBER = {"name": "keeper", "tools": ["remember"], "orchestration": {"pattern": "react"},
             "model": {"provider": "scripted", "model": "keeper", "script": [
                 {"tool_call": {"name": "remember", "arguments": {"content": "User prefers metric units",

@@ -55,6 +55,8 @@ class RunState:
     last_request: list[dict[str, Any]] | None = None
     # The run's orchestration timeout (an asyncio.Timeout); approvals pause it while a person decides.
     deadline: Any = None
+    # What a before-run hook leaves for its after-run hook (memory: the user message's vector).
+    hook_data: dict[str, Any] = field(default_factory=dict)
 
 
 class AgentLoop:

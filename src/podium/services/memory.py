@@ -37,7 +37,7 @@ from podium.store.memory import MemoryStore
 
 log = logging.getLogger(__name__)
 
-Pending = tuple[str, str, str, int]  # agent, session_id, text, created_at
+Pending = tuple[str, str, str, int, np.ndarray | None]  # agent, session_id, text, created_at, vector if known
 
 
 class MemoryService:
@@ -57,6 +57,8 @@ class MemoryService:
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=settings.memory_queue_size)
         self._worker: asyncio.Task[None] | None = None
         self.dropped = 0
+        self.embedded = 0  # texts sent to the embedder for semantic memory (recall and storage)
+        self.reused = 0  # user messages stored with the vector their run's recall computed
 
     # -- conversation history -----------------------------------------------------------
 
@@ -118,7 +120,7 @@ class MemoryService:
         """Add knowledge, working notes and recalled memories to the run's system message, in a
         `memory.recall` span when the agent uses any of them."""
         message = last_content(state.messages, "user")
-        sources = self._sources(state.spec, state.session_id, message) if message else []
+        sources = self._sources(state.spec, state.session_id, message, state.hook_data) if message else []
         if not sources:
             return
         with self.loop.tracer.start_as_current_span("memory.recall", attributes={
@@ -139,7 +141,8 @@ class MemoryService:
         else:
             state.messages.insert(0, {"role": "system", "content": extra})
 
-    def _sources(self, spec: AgentSpec, session_id: str, message: str) -> list[Callable[[], Awaitable[str | None]]]:
+    def _sources(self, spec: AgentSpec, session_id: str, message: str,
+                 hook_data: dict[str, Any]) -> list[Callable[[], Awaitable[str | None]]]:
         """The memory this agent uses, each source preparing its part of the system message."""
         sources: list[Callable[[], Awaitable[str | None]]] = []
         if spec.knowledge and self.embedder.available:
@@ -147,7 +150,7 @@ class MemoryService:
         if "remember" in spec.tools:
             sources.append(partial(self._notes_part, session_id))
         if self._semantic_on(spec) and self.settings.memory_recall_top_k:
-            sources.append(partial(self._recall_part, spec, session_id, message))
+            sources.append(partial(self._recall_part, spec, session_id, message, hook_data))
         return sources
 
     async def _knowledge_part(self, spec: AgentSpec, message: str) -> str | None:
@@ -167,12 +170,16 @@ class MemoryService:
         lines = [f"- {n['content']}" + (f" ({n['category']})" if n["category"] else "") for n in reversed(notes)]
         return "Notes you saved in this session:\n" + "\n".join(lines) if lines else None
 
-    async def _recall_part(self, spec: AgentSpec, session_id: str, message: str) -> str | None:
+    async def _recall_part(self, spec: AgentSpec, session_id: str, message: str,
+                           hook_data: dict[str, Any]) -> str | None:
         if not await self.store.has_other_sessions(spec.name, session_id):
             return None
         try:
+            vector = await self._embed_one(message)
+            # The same message is stored after the run: its vector is kept, not computed twice.
+            hook_data["memory.vector"] = (message, vector)
             found = await self.semantic_search(spec.name, message, self.settings.memory_recall_top_k,
-                                               exclude_session=session_id,
+                                               exclude_session=session_id, vector=vector,
                                                min_score=self.settings.memory_recall_min_score, fresh=False)
         except PodiumError as exc:
             log.warning("semantic recall for %s failed: %s", spec.name, exc)
@@ -184,8 +191,10 @@ class MemoryService:
         """Queue the user's message for embedding; never waits, drops when the queue is full."""
         if not record.user_message or not self._semantic_on(state.spec):
             return
+        text, vector = state.hook_data.get("memory.vector", (None, None))
         try:
-            self._queue.put_nowait((state.spec.name, record.session_id, record.user_message, now_ms()))
+            self._queue.put_nowait((state.spec.name, record.session_id, record.user_message, now_ms(),
+                                    vector if text == record.user_message else None))
         except asyncio.QueueFull:
             self.dropped += 1
             return
@@ -200,16 +209,37 @@ class MemoryService:
         while not self._queue.empty():
             batch = [self._queue.get_nowait() for _ in range(min(self._queue.qsize(), 256))]
             try:
-                vectors = await self.embedder.embed([text for _, _, text, _ in batch])
-                rows = [{"agent": a, "session_id": s, "text": t, "created_at": at} for a, s, t, at in batch]
+                vectors = await self._vectors(batch)
+                rows = [{"agent": a, "session_id": s, "text": t, "created_at": at} for a, s, t, at, _ in batch]
                 ids = await self.store.add_semantic(rows, vectors, self.embedder.name)
             except Exception:  # memory is best effort; the run it came from is long recorded
                 log.exception("could not store %d semantic memories", len(batch))
                 continue
-            for agent in {a for a, _, _, _ in batch}:
+            for agent in {a for a, *_ in batch}:
                 mine = [i for i, row in enumerate(rows) if row["agent"] == agent]
                 self.cache.append(f"memory:{agent}", np.array([ids[i] for i in mine], dtype=np.int64),
                                   [rows[i]["session_id"] for i in mine], vectors[mine])
+
+    async def _vectors(self, batch: list[Pending]) -> np.ndarray:
+        """The batch's vectors: those its runs' recall computed, the others embedded now."""
+        missing = [i for i, item in enumerate(batch) if item[4] is None]
+        self.reused += len(batch) - len(missing)
+        fresh = await self._embed([batch[i][2] for i in missing]) if missing else None
+        known = [item[4] for item in batch]
+        for row, i in enumerate(missing):
+            known[i] = fresh[row]  # type: ignore[index]
+        return np.stack(known).astype(np.float32, copy=False)
+
+    async def _embed(self, texts: list[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        return await self.embedder.embed(texts)
+
+    async def _embed_one(self, text: str) -> np.ndarray:
+        return (await self._embed([text]))[0]
+
+    def figures(self) -> dict[str, int]:
+        """Semantic memory's texts embedded, vectors reused from recall, messages dropped."""
+        return {"embedded": self.embedded, "reused": self.reused, "dropped": self.dropped}
 
     async def flush(self) -> None:
         """Wait until every queued message is stored (tests, shutdown)."""
@@ -225,14 +255,16 @@ class MemoryService:
     # -- semantic memory ----------------------------------------------------------------
 
     async def semantic_search(self, agent: str, query: str, top_k: int = 5, *, exclude_session: str | None = None,
-                              min_score: float = 0.0, fresh: bool = True) -> list[dict[str, Any]]:
+                              min_score: float = 0.0, fresh: bool = True,
+                              vector: np.ndarray | None = None) -> list[dict[str, Any]]:
         """An agent's memories closest to `query`: `{text, score, metadata: {session_id, timestamp}}`.
         `fresh` first waits for queued messages to be stored (a run's recall does not wait)."""
         if not query.strip():
             raise Unprocessable("query must not be empty")
         if fresh:
             await self.flush()
-        vector = (await self.embedder.embed([query]))[0]
+        if vector is None:
+            vector = await self._embed_one(query)
         ids, sessions, vectors = await self.cache.get(
             f"memory:{agent}", lambda: self.store.semantic_matrix(agent, self.embedder.name, len(vector)))
         rows, scores = top_matches(vectors, vector, len(vectors) if exclude_session else top_k)

@@ -168,6 +168,7 @@ class StatsService:
                           "cost_usd": round(sum(t["cost_usd"] for t in hour), 8)},
             "response_cache_entries": self.core.response_cache.size,
             "turn_writer": self.core.writer.figures(),
+            "semantic_memory": self.core.memory.figures(),
         }
 
     def models_available(self) -> dict[str, Any]:
