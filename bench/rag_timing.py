@@ -21,7 +21,8 @@ import numpy as np
 
 from podium.runtime.embeddings.base import normalise
 from podium.runtime.embeddings.local import LocalEmbedder
-from podium.services.knowledge import KnowledgeService, MatrixCache
+from podium.services.knowledge import KnowledgeService
+from podium.services.vectors import MatrixCache
 from podium.store.db import Database
 from podium.store.knowledge import KnowledgeStore
 

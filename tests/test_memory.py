@@ -64,6 +64,22 @@ def test_memories_from_other_sessions_reach_the_model(podium, fake_upstream):
     assert {"role": "user", "content": "I have a golden retriever called Max."} in sent[1:]
 
 
+def test_recall_reaches_past_the_sessions_own_closest_messages(podium, fake_upstream):
+    server = podium([upstream_agent(fake_upstream.base_url)], config={"memory_recall_top_k": 1,
+                                                                         "memory_recall_min_score": 0.2})
+    for text in ["My dog Rex loves the beach.", "Rex, my dog, chews shoes.", "My dog Rex is a beagle.",
+                 "Rex the dog sleeps all day.", "I walk my dog Rex twice a day."]:
+        run(server, "pal", text, "mine")
+    run(server, "pal", "My neighbour has a dog too, a poodle.", "theirs")
+    server.http.get("/v1/memory/pal/semantic", params={"query": "flush"})
+    ranked = server.http.get("/v1/memory/pal/semantic", params={"query": "Tell me about my dog Rex",
+                                                                "top_k": 6}).json()["results"]
+    assert [r["metadata"]["session_id"] for r in ranked][:5] == ["mine"] * 5  # its own rows rank first
+    run(server, "pal", "Tell me about my dog Rex", "mine")
+    system = fake_upstream.requests[-1]["messages"][0]["content"]
+    assert "a poodle" in system and "beagle" not in system
+
+
 def test_a_recalled_message_is_stored_with_the_vector_its_recall_computed(podium, fake_upstream):
     server = podium([upstream_agent(fake_upstream.base_url)])
 

@@ -28,7 +28,8 @@ from podium.services.triggers import TriggerService
 from podium.services.config import ConfigService
 from podium.services.conversations import ConversationService
 from podium.services.feedback import FeedbackService
-from podium.services.knowledge import KnowledgeService, MatrixCache
+from podium.services.knowledge import KnowledgeService
+from podium.services.vectors import MatrixCache
 from podium.services.memory import MemoryService
 from podium.services.logs import LogService
 from podium.services.metrics import Metrics

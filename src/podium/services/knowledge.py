@@ -12,10 +12,7 @@ means the same in both modes.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -24,68 +21,12 @@ from podium.bus import EventBus
 from podium.errors import Conflict, NotFound, Unprocessable
 from podium.runtime.chunking import chunk_text, check
 from podium.runtime.embeddings.base import Embedder
+from podium.services.vectors import Loaded, MatrixCache, top_matches
 from podium.store.fulltext import keywords
 from podium.store.knowledge import KnowledgeStore
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RRF_K = 60
-
-Loaded = tuple[np.ndarray, Any, np.ndarray]  # ids, extra per-row data, vectors
-
-
-class MatrixCache:
-    """Least-recently-used vector matrices, bounded by their total size in bytes."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, Loaded] = OrderedDict()
-        self._generation: dict[str, int] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def get(self, key: str, load: Callable[[], Awaitable[Loaded]]) -> Loaded:
-        """The cached matrix, or a fresh load (concurrent misses for one key load once)."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            if key in self._entries:
-                return self._entries[key]
-            generation = self._generation.get(key, 0)
-            entry = await load()
-            # A write that happened while loading makes this entry stale: use it once, keep it not.
-            if generation == self._generation.get(key, 0):
-                self._put(key, entry)
-            return entry
-
-    def append(self, key: str, ids: np.ndarray, extra: list[Any], vectors: np.ndarray) -> None:
-        """Add rows to a cached entry (if any) instead of dropping it."""
-        self._generation[key] = self._generation.get(key, 0) + 1
-        entry = self._entries.pop(key, None)
-        if entry is not None and entry[2].shape[1] == vectors.shape[1]:
-            self._put(key, (np.concatenate([entry[0], ids]), [*entry[1], *extra],
-                            np.concatenate([entry[2], vectors])))
-
-    def invalidate(self, key: str) -> None:
-        self._generation[key] = self._generation.get(key, 0) + 1
-        self._entries.pop(key, None)
-
-    def _put(self, key: str, entry: Loaded) -> None:
-        if entry[2].nbytes > self.max_bytes:
-            return
-        self._entries[key] = entry
-        while sum(e[2].nbytes for e in self._entries.values()) > self.max_bytes:
-            self._entries.popitem(last=False)
-
-
-def top_matches(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row indexes of the k best cosine matches, best first, and their clamped scores."""
-    if len(vectors) == 0 or k <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    scores = vectors @ query
-    k = min(k, len(scores))
-    best = np.argpartition(-scores, k - 1)[:k]
-    best = best[np.argsort(-scores[best], kind="stable")]
-    return best, np.clip(scores[best], 0.0, 1.0)
 
 
 class KnowledgeService:

@@ -30,7 +30,8 @@ from podium.runtime.embeddings.base import Embedder
 from podium.runtime.loop import RunState
 from podium.runtime.providers.base import ModelRequest, last_content
 from podium.runtime.events import TextDelta
-from podium.services.knowledge import KnowledgeService, MatrixCache, top_matches
+from podium.services.knowledge import KnowledgeService
+from podium.services.vectors import MatrixCache, top_matches_where
 from podium.settings import Settings
 from podium.store.conversations import ConversationStore, TurnRecord
 from podium.store.memory import MemoryStore
@@ -267,9 +268,8 @@ class MemoryService:
             vector = await self._embed_one(query)
         ids, sessions, vectors = await self.cache.get(
             f"memory:{agent}", lambda: self.store.semantic_matrix(agent, self.embedder.name, len(vector)))
-        rows, scores = top_matches(vectors, vector, len(vectors) if exclude_session else top_k)
-        picked = [(int(ids[r]), float(s)) for r, s in zip(rows, scores, strict=True)
-                  if s >= min_score and sessions[r] != exclude_session][:top_k]
+        best = top_matches_where(vectors, vector, top_k, lambda row: sessions[row] != exclude_session, min_score)
+        picked = [(int(ids[row]), score) for row, score in best]
         found = await self.store.semantic_rows([i for i, _ in picked])
         return [{"text": found[i]["text"], "score": round(s, 6),
                  "metadata": {"session_id": found[i]["session_id"], "timestamp": iso(found[i]["created_at"])}}
