@@ -223,13 +223,11 @@ class MemoryService:
 
     async def _vectors(self, batch: list[Pending]) -> np.ndarray:
         """The batch's vectors: those its runs' recall computed, the others embedded now."""
-        missing = [i for i, item in enumerate(batch) if item[4] is None]
+        missing = [text for _, _, text, _, vector in batch if vector is None]
         self.reused += len(batch) - len(missing)
-        fresh = await self._embed([batch[i][2] for i in missing]) if missing else None
-        known = [item[4] for item in batch]
-        for row, i in enumerate(missing):
-            known[i] = fresh[row]  # type: ignore[index]
-        return np.stack(known).astype(np.float32, copy=False)
+        fresh = iter(await self._embed(missing) if missing else ())
+        vectors = [next(fresh) if vector is None else vector for *_, vector in batch]
+        return np.stack(vectors).astype(np.float32, copy=False)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         self.embedded += len(texts)

@@ -23,7 +23,7 @@ class _Matrix:
     """One cached entry: buffers with room to grow, of which the first `rows` are in use."""
 
     ids: np.ndarray
-    extra: Any
+    extra: list[Any]
     vectors: np.ndarray
     rows: int
 
