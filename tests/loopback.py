@@ -1,14 +1,22 @@
 """Any ASGI app under uvicorn in a background thread, on a loopback socket bound beforehand
-(so the port is known before the server starts and no other process can take it)."""
+(so the port is known before the server starts and no other process can take it); or
+`podium serve` as a process of its own, where a test needs a process to itself."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
+import yaml
 
 
 def free_port() -> int:
@@ -42,3 +50,29 @@ class LoopbackServer:
         self.server.should_exit = True
         self.thread.join(timeout=30)
         self.sock.close()
+
+
+@contextmanager
+def podium_process(root: Path, agents: list[dict[str, Any]], config: dict[str, Any]) -> Iterator[str]:
+    """`podium serve` with these agents and settings (data under `root`), as its own process;
+    yields its URL once it answers /health, and stops it afterwards."""
+    (root / "agents").mkdir()
+    for agent in agents:
+        (root / "agents" / f"{agent['name']}.yaml").write_text(yaml.safe_dump(agent))
+    port = free_port()
+    (root / "podium.yaml").write_text(yaml.safe_dump({**config, "port": port, "data_dir": str(root / "data"),
+                                                      "agents_dir": str(root / "agents")}))
+    server = subprocess.Popen([str(Path(sys.executable).with_name("podium")), "serve", "--config",
+                               str(root / "podium.yaml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

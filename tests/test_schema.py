@@ -7,22 +7,17 @@ process it runs in, which would make an in-process server's random ids repeat.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.loopback import free_port
+from tests.loopback import podium_process
 
 ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
 # Nothing may reach the network or the local model while the schema is fuzzed.
@@ -50,26 +45,8 @@ def _server_errors(operation: Any, mode: GenerationMode) -> list[str]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    (tmp_path / "agents").mkdir()
-    (tmp_path / "agents" / "echo.yaml").write_text(yaml.safe_dump(ECHO))
-    port = free_port()
-    config = tmp_path / "podium.yaml"
-    config.write_text(yaml.safe_dump({**CONFIG, "port": port, "data_dir": str(tmp_path / "data"),
-                                      "agents_dir": str(tmp_path / "agents"), "default_agent": "echo"}))
-    server = subprocess.Popen([str(Path(sys.executable).with_name("podium")), "serve", "--config", str(config)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with podium_process(tmp_path, [ECHO], {**CONFIG, "default_agent": "echo"}) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_no_route_answers_500(served):

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from podium import __version__
+from podium import __version__, heap
 from podium.api import admin, chat, events, gateway, memory, observability, observatory, openai, operator, rag, runtime, triggers, work
 from podium.api._access import AccessGate
 from podium.api._limits import BodyLimit
@@ -34,10 +34,12 @@ def create_app(settings: Settings) -> FastAPI:
         core = Core(settings)
         await core.start()
         app.state.core = core
+        heap.freeze()
         try:
             yield
         finally:
             await core.stop()
+            heap.thaw()
 
     app = FastAPI(title="Podium", version=__version__, lifespan=lifespan)
     # The dialects' routes join the app's own list (their paths and tags are set where they are

@@ -13,6 +13,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from podium import heap
 from podium.errors import BadRequest
 from podium.ids import now_ms
 from podium.services.metrics import answered
@@ -169,6 +170,7 @@ class StatsService:
             "response_cache_entries": self.core.response_cache.size,
             "turn_writer": self.core.writer.figures(),
             "semantic_memory": self.core.memory.figures(),
+            "heap": heap.figures(),
         }
 
     def models_available(self) -> dict[str, Any]:

