@@ -21,6 +21,7 @@ def test_a_running_server_keeps_its_start_up_objects_out_of_collections(podium):
     heap = server.http.get("/api/stats/capacity").json()["heap"]
     assert heap["frozen_objects"] >= 50_000
     assert len(heap["collections"]) == 3 and heap["collections"][0] > 0
+    assert heap["thresholds"][0] == 10_000  # young objects: most of a run's are gone by then
     server.stop()
     assert gc.get_freeze_count() == 0  # a stopped app hands them back, so it can be freed
 

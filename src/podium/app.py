@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         core = Core(settings)
         await core.start()
         app.state.core = core
-        heap.freeze()
+        heap.settle()
         try:
             yield
         finally:

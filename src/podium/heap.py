@@ -1,5 +1,5 @@
 """The garbage collector's policy for a long-running server: what start-up and model loads leave
-alive is frozen out of later collections.
+alive is frozen out of later collections, and young objects are collected less often.
 
 A full collection walks every tracked object. A started server holds about 140,000 of them
 (80 ms to walk on the 2-core benchmark machine) and a loaded local embedder about 430,000 more
@@ -12,6 +12,17 @@ from __future__ import annotations
 
 import gc
 from typing import Any
+
+# CPython collects the youngest generation after every 700 net allocations: several times a run,
+# each time walking the objects of every run in flight. After 10,000, most of a run's objects
+# are gone before a collection looks at them (scenario 1 at c=64: 8% less CPU a run).
+YOUNG_THRESHOLD = 10_000
+
+
+def settle() -> None:
+    """At start-up: collect young objects less often, and freeze what start-up left alive."""
+    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    freeze()
 
 
 def freeze() -> None:
@@ -26,6 +37,7 @@ def thaw() -> None:
 
 
 def figures() -> dict[str, Any]:
-    """Objects frozen now, and the collections of each generation so far (the third: full)."""
-    return {"frozen_objects": gc.get_freeze_count(),
+    """Objects frozen now, each generation's threshold, and its collections so far (the third
+    generation's are the full collections)."""
+    return {"frozen_objects": gc.get_freeze_count(), "thresholds": list(gc.get_threshold()),
             "collections": [generation["collections"] for generation in gc.get_stats()]}
