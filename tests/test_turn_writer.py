@@ -134,3 +134,18 @@ def test_driver_inserts_store_what_sqlalchemy_would(tmp_path):
     assert other_rows[0] == other_rows[1] == ("running", {})
     assert other_rows[2] == other_rows[3] == ({"n": [1, 2]}, 1)
     assert "input_tokens" in refused
+
+
+def test_json_past_orjsons_range_is_stored_all_the_same(podium, fake_upstream):
+    # JSON columns are encoded with orjson, which refuses integers over 64 bits; a model may well
+    # send one in a tool call's arguments, and the turn must be recorded with it intact.
+    huge = 123456789012345678901234567890  # not a power of two: a float could not pass for it
+    fake_upstream.script = [{"tool_call": {"name": "calculator", "arguments": {"expression": "2+2", "n": huge}}},
+                            {"text": "four"}]
+    server = podium([{"name": "up", "tools": ["calculator"], "memory": {"semantic": False},
+                      "model": {"provider": "openai", "model": "fake-model", "base_url": fake_upstream.base_url}}])
+    answer = server.http.post("/v1/agents/up/run", json={"query": "2+2?", "session_id": "big"})
+    assert answer.status_code == 200 and answer.json()["response"].strip() == "four"
+    [recorded] = server.http.get("/api/sessions/big/turns").json()["turns"]
+    [call] = server.http.get(f"/api/turns/{recorded['id']}/tools").json()["tool_calls"]
+    assert call["input"] == {"expression": "2+2", "n": huge}
