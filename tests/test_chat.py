@@ -115,3 +115,16 @@ def test_turn_survives_client_disconnect(podium):
     messages = history.json()["messages"]
     assert messages[1]["role"] == "assistant"
     assert messages[1]["content"].split() == [f"tok{i}" for i in range(20)]
+
+
+def test_a_tool_call_with_an_integer_past_64_bits_streams_intact(podium):
+    # SSE frames are encoded with orjson, which refuses integers over 64 bits; a model may send one.
+    huge = 123456789012345678901234567890
+    big = {**CALC, "name": "big", "model": {"provider": "scripted", "model": "big", "script": [
+        {"tool_call": {"name": "calculator", "arguments": {"expression": "6*7", "n": huge}}},
+        {"reply": "done"}]}}
+    server = podium([big])
+    with server.http.stream("POST", "/chat", json={"message": "go", "sessionId": "huge"}) as response:
+        events = sse_events(response)
+    assert events[0][0] == "tool_call" and events[-1] == ("done", "{}")
+    assert json.loads(events[0][1])["input"] == {"expression": "6*7", "n": huge}

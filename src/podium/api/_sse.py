@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.responses import StreamingResponse
+
+from podium import jsontext
 
 if TYPE_CHECKING:
     from podium.runtime.events import RunEvent
@@ -17,9 +18,8 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def frame(data: Any, event: str | None = None) -> str:
     """One SSE event; `data` is JSON-encoded unless it is already a string."""
-    # orjson: compact UTF-8 like json.dumps(separators=(",", ":"), ensure_ascii=False), at a tenth
-    # of its cost (a token's frame: 1.05 -> 0.09 us).
-    body = data if isinstance(data, str) else orjson.dumps(data).decode()
+    # jsontext: orjson, a token's frame 1.05 -> 0.12 us against json.dumps.
+    body = data if isinstance(data, str) else jsontext.dumps(data)
     return f"event: {event}\ndata: {body}\n\n" if event else f"data: {body}\n\n"
 
 

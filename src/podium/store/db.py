@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Insert, create_engine, event, text
@@ -17,20 +15,11 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from podium import jsontext
 from podium.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 T = TypeVar("T")
-
-
-def _json_text(value: Any) -> str:
-    # Every engine's JSON columns: json.dumps took 2% of a run's CPU (a turn's context, attempts
-    # and tool calls, each span's attributes). Reading stays with json.loads, which keeps
-    # integers over 64 bits exact where orjson.loads makes them floats.
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError:  # past orjson's range (an integer over 64 bits): no record is lost
-        return json.dumps(value)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -55,7 +44,10 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine: AsyncEngine = create_async_engine(url, json_serializer=_json_text)
+            # JSON columns through jsontext: json.dumps took 2% of a run's CPU (a turn's context,
+            # attempts and tool calls, each span's attributes). Reading stays with json.loads,
+            # which keeps integers over 64 bits exact where orjson.loads makes them floats.
+            self.engine: AsyncEngine = create_async_engine(url, json_serializer=jsontext.dumps)
         except ModuleNotFoundError as exc:  # the driver is an extra: asyncpg for PostgreSQL
             raise DatabaseUnavailable(
                 f"the driver for {self.shown} is not installed ({exc.name})",
@@ -123,7 +115,7 @@ class _Threads:
 
     def __init__(self, url: URL, threads: int, name: str) -> None:
         self.engine: Engine = create_engine(url, pool_size=threads, max_overflow=0,
-                                            connect_args={"check_same_thread": False}, json_serializer=_json_text)
+                                            connect_args={"check_same_thread": False}, json_serializer=jsontext.dumps)
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
 
