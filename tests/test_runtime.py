@@ -181,3 +181,22 @@ def test_run_endpoints_parse_their_own_body_in_the_dialects_shape(podium):
     assert run["requestBody"]["content"]["application/json"]["schema"]["required"] == ["query"]
     assert [p["name"] for p in run["parameters"]] == ["name"]
     assert "sessionId" in spec["/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_the_run_routes_go_first_without_shadowing_any_other(tmp_path):
+    """The app tries the routes that start runs first (bench scenario 1); that is only sound while
+    no other route answers the same method and path, which this checks for every one of them."""
+    from starlette.routing import Match
+
+    from podium.app import RUN_PATHS, create_app
+    from podium.settings import Settings
+
+    routes = create_app(Settings(data_dir=tmp_path)).router.routes
+    hot = [r for r in routes if getattr(r, "path", None) in RUN_PATHS]
+    assert {r.path for r in hot} == RUN_PATHS and routes[:len(hot)] == hot
+    for route in hot:
+        path = route.path.replace("{name}", "bench-run")
+        for method in route.methods:
+            scope = {"type": "http", "path": path, "root_path": "", "method": method, "headers": []}
+            answering = [r for r in routes if r.matches(scope)[0] is Match.FULL]
+            assert answering == [route], (method, path)

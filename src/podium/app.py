@@ -26,6 +26,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# Every dialect's way to start a run: the hot paths.
+RUN_PATHS = frozenset({"/v1/agents/{name}/run", "/chat", "/v1/chat/completions", "/v1/query", "/v1/stream"})
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; the Core is created and started when the server starts."""
 
@@ -50,6 +54,11 @@ def create_app(settings: Settings) -> FastAPI:
                                         observability, operator, observatory, rag, memory)),
                    observability.prometheus):
         app.router.routes.extend(router.routes)
+    # Starlette tries routes in order, ~1 us each: the routes that start runs go first (a run
+    # walked 16 routes before its own; 449 against 468 us of CPU a run at c=64, bench scenario 1).
+    # No route before them matches their paths, so moving them changes what is tried, not what
+    # answers.
+    app.router.routes.sort(key=lambda route: getattr(route, "path", None) not in RUN_PATHS)
     # Added before CORS so that CORS wraps it: refusals still carry the CORS headers.
     app.add_middleware(AccessGate)
     origins = settings.cors.origins or (["*"] if is_loopback(settings.host) else [])
