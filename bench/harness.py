@@ -267,7 +267,7 @@ class Profile:
         self.raw = Path(tempfile.mktemp(prefix="bench-pyspy-", suffix=".txt"))
         spy = str(Path(PYTHON).parent / "py-spy")
         self.proc = subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200",
-                                      "-f", "raw", "-o", str(self.raw), "--gil"],
+                                      "-f", "raw", "-o", str(self.raw), "--gil", "--full-filenames"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def __enter__(self) -> "Profile":
@@ -277,26 +277,30 @@ class Profile:
         self.proc.wait(timeout=120)
 
     def summary(self, top: int = 15) -> str:
-        """Where the samples went: by library, then Podium's own frames (inclusive) and the
-        hottest leaf frames. Written to bench/profiles/<name>.txt as well."""
+        """Where the samples went: the time each library spends itself, then by library with its
+        callees, Podium's own frames (inclusive) and the hottest leaf frames. Written to
+        bench/profiles/<name>.txt as well."""
         if not self.raw.exists():
             return "(py-spy produced no profile: is ptrace allowed?)"
         own: dict[str, int] = {}
         ours: dict[str, int] = {}
         libraries: dict[str, int] = {}
+        selves: dict[str, int] = {}
         total = 0
         for line in self.raw.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            frames = [f for f in stack.split(";") if f and not f.startswith("process ")]
+            frames = [_short(f) for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
             if not frames or not count.isdigit():
                 continue
             n = int(count)
             total += n
             own[frames[-1]] = own.get(frames[-1], 0) + n
-            for frame in {f for f in frames if "podium/" in f and "cli.py" not in f}:
+            for frame in {f for f in frames if f.rpartition("(")[2].startswith("podium/") and "cli.py" not in f}:
                 ours[frame] = ours.get(frame, 0) + n
-            for library in {_library(f) for f in frames} - {None}:
+            owners = [_library(f) for f in frames]
+            for library in set(owners) - {None}:
                 libraries[library] = libraries.get(library, 0) + n  # type: ignore[index]
+            selves[_self_owner(frames, owners)] = selves.get(_self_owner(frames, owners), 0) + n
         self.raw.unlink()
 
         def table(counts: dict[str, int], limit: int) -> list[str]:
@@ -304,6 +308,8 @@ class Profile:
                     for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]]
 
         text = "\n".join([f"py-spy --gil, {total} samples (time holding the GIL)", "",
+                          "self time: each sample goes to the innermost library on its stack (the standard",
+                          "library's frames count for their caller):", *table(selves, 20), "",
                           "by library (a sample counts for every library on its stack):",
                           *table(libraries, 20), "", "Podium frames, inclusive:", *table(ours, top + 10), "",
                           "hottest leaf frames:", *table(own, top)])
@@ -311,14 +317,32 @@ class Profile:
         return text
 
 
+def _short(frame: str) -> str:
+    """A py-spy frame with its full file name (`--full-filenames`, which keeps namespace packages
+    such as opentelemetry whole) cut to the package path: "f (aiohttp/client.py:12)"."""
+    function, _, path = frame.rpartition(" (")
+    for marker in ("/site-packages/", "/src/"):
+        if marker in path:
+            return f"{function} ({path.rpartition(marker)[2]}"
+    if "/lib/python3" in path:  # the standard library: "asyncio/runners.py"
+        return f"{function} ({path.split('/lib/python3', 1)[1].split('/', 1)[1]}"
+    return frame
+
+
+def _self_owner(frames: list[str], owners: list[str | None]) -> str:
+    if frames[-1].startswith("Runner.run (asyncio/runners.py"):
+        return "the event loop itself (uvloop, in C: I/O, callbacks)"
+    return next((o for o in reversed(owners) if o is not None), "standard library")
+
+
 LIBRARIES = ("sqlalchemy", "aiosqlite", "aiohttp", "httpx", "httpcore", "h11", "anyio", "fastapi", "starlette", "pydantic",
              "opentelemetry", "uvicorn", "json", "torch", "transformers", "numpy", "websockets", "jinja2")
 
 
 def _library(frame: str) -> str | None:
-    # A py-spy frame reads "function (path/to/module.py:line)".
+    # A frame reads "function (package/module.py:line)" once `_short` has cut its path.
     path = frame.rpartition("(")[2]
-    if "podium/" in path:
+    if path.startswith("podium/"):
         return "podium (own code)"
     top = path.split("/", 1)[0]
     return top if top in LIBRARIES else None
