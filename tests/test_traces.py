@@ -210,3 +210,34 @@ def test_ids_and_trace_ids_begin_with_their_time(podium):
     assert traces[0] < traces[1]
     # The leading 48 bits of a trace id are its epoch milliseconds, within this test's run.
     assert abs(int(traces[1][:12], 16) - time.time() * 1000) < 60_000
+
+
+def test_a_sample_ratio_traces_that_share_of_runs_and_a_callers_flag_decides_for_its_own(podium):
+    server = podium([ECHO], config={"trace_sample_ratio": 0.5})
+    sessions = [run(server, "echo", f"hi {i}")["session_id"] for i in range(60)]
+    traces = server.http.get("/v1/traces/", params={"limit": 100}).json()["traces"]
+    traced = {t["session_id"]: t["trace_id"] for t in traces}
+    # Trace ids are random below their time bits: 60 runs at 0.5 all falling on one side has
+    # odds of 2 in 10^18.
+    assert 0 < len(traced) < 60 and set(traced) <= set(sessions)
+    # A turn names its trace only when there is one to show.
+    for session in sessions:
+        [turn] = server.http.get(f"/api/sessions/{session}/turns").json()["turns"]
+        assert turn["trace_id"] == traced.get(session)
+
+    never = podium([ECHO], config={"trace_sample_ratio": 0})
+    for i in range(5):
+        run(never, "echo", f"hi {i}")
+    sampled = "4bf92f3577b34da6a3ce929d0e0e4736"
+    run(never, "echo", "traced by the caller", headers={"traceparent": f"00-{sampled}-00f067aa0ba902b7-01"})
+    assert [t["trace_id"] for t in never.http.get("/v1/traces/").json()["traces"]] == [sampled]
+
+
+def test_the_sample_ratio_is_a_share(tmp_path):
+    import pytest
+    from pydantic import ValidationError
+
+    from podium.settings import Settings
+
+    with pytest.raises(ValidationError, match="trace_sample_ratio"):
+        Settings(data_dir=tmp_path, trace_sample_ratio=1.5)

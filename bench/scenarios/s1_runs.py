@@ -14,17 +14,22 @@ PATH = "/v1/agents/bench-run/run"
 BODY = {"query": "What is the capital of France?"}
 
 
-def throughput(relay, podium, section: Section) -> list[dict]:  # noqa: ANN001
-    figures = []
+# The same server but for `trace_sample_ratio: 0`: what tracing every run costs (no graded target).
+UNTRACED = "trace_sample_ratio 0"
+
+
+def throughput(relay, podium, untraced, section: Section) -> list[dict]:  # noqa: ANN001
+    figures, untraced_rows = [], []
+    servers = {"relay": relay, "podium": podium, "untraced": untraced}
     for c in CONCURRENCY:
-        runs: dict[str, list[dict]] = {"relay": [], "podium": []}
-        for _ in range(REPEAT):  # interleaved, so drift on a shared machine hits both alike
-            for name, server in (("relay", relay), ("podium", podium)):
+        runs: dict[str, list[dict]] = {name: [] for name in servers}
+        for _ in range(REPEAT):  # interleaved, so drift on a shared machine hits all alike
+            for name, server in servers.items():
                 runs[name].append(load("http", server.url + PATH, BODY, concurrency=c, duration=DURATION,
                                        warmup=WARMUP))
         f = {"c": c, **{f"{n}_{k}": median([r[k] for r in rs]) for n, rs in runs.items()
                         for k in ("rps", "p50_ms", "p99_ms")},
-             "errors": sum(r["errors"] for rs in runs.values() for r in rs)}
+             **{f"{n}_errors": sum(r["errors"] for r in rs) for n, rs in runs.items()}}
         for name, rs in runs.items():
             seen = [e for r in rs for e in r["first_errors"]]
             if seen:
@@ -32,14 +37,22 @@ def throughput(relay, podium, section: Section) -> list[dict]:  # noqa: ANN001
         f["ratio"] = f["podium_rps"] / f["relay_rps"]
         f["added_p50"] = f["podium_p50_ms"] - f["relay_p50_ms"]
         figures.append(f)
-        section.rows.append([c, fmt(f["relay_rps"], 0), fmt(f["podium_rps"], 0), fmt(f["ratio"], 2),
-                             fmt(f["relay_p50_ms"], 2), fmt(f["podium_p50_ms"], 2), fmt(f["added_p50"], 2),
-                             fmt(f["relay_p99_ms"], 2), fmt(f["podium_p99_ms"], 2), f["errors"]])
+        section.rows.append(row(c, f, f["podium_rps"], f["podium_p50_ms"], f["podium_p99_ms"],
+                                f["relay_errors"] + f["podium_errors"]))
+        untraced_rows.append(row(f"{c} ({UNTRACED})", f, f["untraced_rps"], f["untraced_p50_ms"],
+                                 f["untraced_p99_ms"], f["untraced_errors"]))
         section.target(f"run throughput >= 0.8x relay at c={c}", f"{f['ratio']:.2f}x", f["ratio"] >= 0.8)
+    section.rows.extend(untraced_rows)
     one = next((f for f in figures if f["c"] == 1), None)
     if one:
         section.target("added p50 <= 1 ms at c=1", f"{one['added_p50']:.2f} ms", one["added_p50"] <= 1.0)
     return figures
+
+
+def row(label: object, f: dict, rps: float, p50: float, p99: float, errors: int) -> list[object]:
+    """A table row: Podium's figures beside the relay's of the same concurrency."""
+    return [label, fmt(f["relay_rps"], 0), fmt(rps, 0), fmt(rps / f["relay_rps"], 2), fmt(f["relay_p50_ms"], 2),
+            fmt(p50, 2), fmt(p50 - f["relay_p50_ms"], 2), fmt(f["relay_p99_ms"], 2), fmt(p99, 2), errors]
 
 
 def memory(relay, podium, section: Section) -> None:  # noqa: ANN001
@@ -80,12 +93,18 @@ def run() -> Section:
         "commit 08154a6 used httpx, whose connection pool capped the load generator near 1,100 req/s (190 at "
         "64 connections) against the instant upstream: their relay figures measured the load generator, and "
         "their ratios are not comparable with these.")
+    section.notes.append(
+        f"Rows marked *{UNTRACED}* are a second Podium, measured interleaved with the relay and the first, "
+        "that records no span (`trace_sample_ratio: 0`): its spans are sampled out, so none is stored or "
+        "exported. The difference from the default rows is what tracing every run costs.")
     with start_upstream().wait_healthy() as upstream, \
             start_relay(upstream, {"bench-run": {"max_tokens": TOKENS}}).wait_healthy() as relay, \
-            start_podium([upstream_agent("bench-run", upstream, TOKENS)]).wait_healthy() as podium:
-        for server in (relay, podium):
+            start_podium([upstream_agent("bench-run", upstream, TOKENS)]).wait_healthy() as podium, \
+            start_podium([upstream_agent("bench-run", upstream, TOKENS)],
+                         {"trace_sample_ratio": 0}).wait_healthy() as untraced:
+        for server in (relay, podium, untraced):
             load("http", server.url + PATH, BODY, concurrency=16, requests=500)  # warm every cache
-        figures = throughput(relay, podium, section)
+        figures = throughput(relay, podium, untraced, section)
         if PROFILE and any(f["ratio"] < 0.8 for f in figures):
             with Profile(podium.pid, DURATION + 1, "s1_run_c16") as profile:
                 load("http", podium.url + PATH, BODY, concurrency=16, duration=DURATION, warmup=0)
@@ -110,11 +129,9 @@ def semantic_memory(upstream, figures: list[dict], section: Section) -> None:  #
             if any(x["p50_ms"] is None for x in r):  # not one run finished within a measurement
                 section.notes.append(f"semantic memory on, c={f['c']}: no run completed within {DURATION:g} s")
                 continue
-            rps, p50 = median([x["rps"] for x in r]), median([x["p50_ms"] for x in r])
-            section.rows.append([f"{f['c']} (semantic memory on)", fmt(f["relay_rps"], 0), fmt(rps, 0),
-                                 fmt(rps / f["relay_rps"], 2), fmt(f["relay_p50_ms"], 2), fmt(p50, 2),
-                                 fmt(p50 - f["relay_p50_ms"], 2), fmt(f["relay_p99_ms"], 2),
-                                 fmt(median([x["p99_ms"] for x in r]), 2), sum(x["errors"] for x in r)])
+            section.rows.append(row(f"{f['c']} (semantic memory on)", f, median([x["rps"] for x in r]),
+                                    median([x["p50_ms"] for x in r]), median([x["p99_ms"] for x in r]),
+                                    sum(x["errors"] for x in r)))
     section.notes.append(
         "Rows marked *semantic memory on* use the agent's default memory settings (`memory.semantic: true`): "
         "the user's message is embedded by the local MiniLM model after each run and every run embeds the "

@@ -70,7 +70,7 @@ class Core:
         self.agents = AgentService(AgentStore(self.db), self.tools)
         conversations, traces = ConversationStore(self.db), TraceStore(self.db)
         self.writer = TurnWriter(self.db, conversations, traces)
-        self.tracing = Tracing(traces, self.writer, settings.otlp_endpoint)
+        self.tracing = Tracing(traces, self.writer, settings.otlp_endpoint, settings.trace_sample_ratio)
         self.response_cache = ResponseCache()
         self.loop = AgentLoop(self.providers, self.tools, self.agents,
                               default_model=ModelConfig.model_validate(settings.default_model),

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     otlp_endpoint: str = Field(
         "", description="OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); empty: spans stay local.")
     trace_retention_days: int = Field(30, ge=0, description="Days spans are kept (pruned at start-up); 0 keeps them.")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of runs traced (1: every run); a caller's traceparent decides for its runs.")
     log_ring_size: int = Field(2000, ge=10, description="Log records kept in memory for GET /api/logs.")
     analysis_model: str = Field(
         "", description="provider/model for the console's LLM analyses; empty means the turn's agent's model.")
