@@ -300,7 +300,8 @@ class Profile:
             owners = [_library(f) for f in frames]
             for library in set(owners) - {None}:
                 libraries[library] = libraries.get(library, 0) + n  # type: ignore[index]
-            selves[_self_owner(frames, owners)] = selves.get(_self_owner(frames, owners), 0) + n
+            owner = _self_owner(frames, owners)
+            selves[owner] = selves.get(owner, 0) + n
         self.raw.unlink()
 
         def table(counts: dict[str, int], limit: int) -> list[str]:

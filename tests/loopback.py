@@ -71,7 +71,10 @@ def podium_process(root: Path, agents: list[dict[str, Any]], config: dict[str, A
                 if httpx.get(f"{url}/health").status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"podium serve did not answer {url}/health within 30 s")
         yield url
     finally:
         server.terminate()

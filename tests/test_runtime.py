@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+from starlette.routing import Match
 from websockets.sync.client import connect
+
+from podium.app import RUN_PATHS, create_app
+from podium.settings import Settings
 
 ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
 CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
@@ -186,11 +190,6 @@ def test_run_endpoints_parse_their_own_body_in_the_dialects_shape(podium):
 def test_the_run_routes_go_first_without_shadowing_any_other(tmp_path):
     """The app tries the routes that start runs first (bench scenario 1); that is only sound while
     no other route answers the same method and path, which this checks for every one of them."""
-    from starlette.routing import Match
-
-    from podium.app import RUN_PATHS, create_app
-    from podium.settings import Settings
-
     routes = create_app(Settings(data_dir=tmp_path)).router.routes
     hot = [r for r in routes if getattr(r, "path", None) in RUN_PATHS]
     assert {r.path for r in hot} == RUN_PATHS and routes[:len(hot)] == hot

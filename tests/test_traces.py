@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from pydantic import ValidationError
+
+from podium.settings import Settings
+
 CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
     "provider": "scripted", "model": "calc", "script": [
         {"tool_call": {"name": "calculator", "arguments": {"expression": "6*7"}}},
@@ -234,10 +239,5 @@ def test_a_sample_ratio_traces_that_share_of_runs_and_a_callers_flag_decides_for
 
 
 def test_the_sample_ratio_is_a_share(tmp_path):
-    import pytest
-    from pydantic import ValidationError
-
-    from podium.settings import Settings
-
     with pytest.raises(ValidationError, match="trace_sample_ratio"):
         Settings(data_dir=tmp_path, trace_sample_ratio=1.5)
