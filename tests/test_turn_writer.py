@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from podium.store.conversations import ConversationStore, TurnRecord
 from podium.store.db import Database
+from podium.store.memory import MemoryStore
 from podium.store.traces import TraceStore
 from podium.store.turn_writer import TurnWriter
 
@@ -134,6 +136,37 @@ def test_driver_inserts_store_what_sqlalchemy_would(tmp_path):
     assert other_rows[0] == other_rows[1] == ("running", {})
     assert other_rows[2] == other_rows[3] == ({"n": [1, 2]}, 1)
     assert "input_tokens" in refused
+
+
+def test_a_batchs_messages_go_in_statements_under_sqlites_bind_limit_and_are_all_searchable(tmp_path):
+    """Messages are written as multi-row INSERTs (one full-text flush per statement); a batch
+    with more binds than SQLite allows in one statement is split, and every row is indexed."""
+
+    async def scenario() -> tuple[list, dict]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+        await db.migrate()
+        conversations, notes = ConversationStore(db), MemoryStore(db)
+        records = [TurnRecord(turn_id=f"turn_{i}", session_id=f"s{i}", agent="a", user_message=f"ask{i} please",
+                              assistant_message=f"answer{i} here", status="completed", model=None, provider=None,
+                              input_tokens=1, output_tokens=1, total_ms=1.0, model_ms=1.0, tool_ms=0.0, context=None)
+                   for i in range(5)]
+
+        def write(conn) -> None:  # noqa: ANN001
+            # 17 binds a statement (a turn has 17): two messages (6 binds each) at a time, so ten take five.
+            conn.connection.dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 17)
+            conversations.write_turns(conn, records)
+
+        await db.write(write)
+        history = [(m["role"], m["content"]) for i in range(5) for m in await conversations.history(f"s{i}", limit=10)]
+        found = {word: [(m["session_id"], m["content"]) for m in await notes.search(word, limit=10)]
+                 for word in ("ask0", "answer2", "ask4", "answer4")}
+        await db.close()
+        return history, found
+
+    history, found = asyncio.run(scenario())
+    assert history == [pair for i in range(5) for pair in (("user", f"ask{i} please"), ("assistant", f"answer{i} here"))]
+    assert found == {"ask0": [("s0", "ask0 please")], "answer2": [("s2", "answer2 here")],
+                     "ask4": [("s4", "ask4 please")], "answer4": [("s4", "answer4 here")]}
 
 
 def test_json_past_orjsons_range_is_stored_all_the_same(podium, fake_upstream):

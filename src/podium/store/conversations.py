@@ -57,8 +57,9 @@ class ConversationStore:
             "id", "session_id", "agent", "model", "provider", "status", "error", "input_tokens",
             "output_tokens", "cost_usd", "total_ms", "model_ms", "tool_ms", "context", "attempts",
             "trace_id", "created_at"])
+        # One statement per batch: the messages' full-text trigger then indexes them together.
         self._write_message = DriverInsert(messages.insert(), [
-            "role", "content", "session_id", "agent", "turn_id", "created_at"])
+            "role", "content", "session_id", "agent", "turn_id", "created_at"], one_statement=True)
         self._write_tool_call = DriverInsert(tool_calls.insert(), [
             "id", "call_id", "tool", "input", "output", "is_error", "duration_ms", "turn_id",
             "session_id", "created_at"])
