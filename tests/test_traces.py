@@ -163,6 +163,55 @@ def test_spans_past_retention_are_pruned(tmp_path):
     assert asyncio.run(scenario()) == (0, 1, ["new"])
 
 
+def test_spans_are_keyed_within_their_trace_and_the_migration_to_that_key_keeps_every_span(tmp_path):
+    """Migration 0008 keys spans by (trace_id, span_id): spans stored before it survive it, and
+    two traces may now use the same span id (W3C ids are unique only within their trace)."""
+    import asyncio
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from podium.store.db import Database, alembic_config
+    from podium.store.traces import TraceStore
+    from tests.conftest import POSTGRES, fresh_postgres_database
+
+    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
+
+    def row(trace: str, span_id: str, start: float) -> dict:
+        return {"trace_id": trace * 32, "span_id": span_id, "parent_id": None, "name": "agent.run",
+                "start_ms": start, "end_ms": start + 1, "duration_ms": 1.0, "attributes": {}, "status": "OK",
+                "agent": "a", "session_id": "s"}
+
+    async def scenario() -> tuple[list, list, bool]:
+        db = Database(url)
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0007_postgres_text_search")
+        async with db.engine.begin() as conn:  # spans as the old schema held them
+            for trace, span_id, start in (("a", "0000000000000001", 2.0), ("a", "0000000000000002", 1.0),
+                                          ("b", "0000000000000003", 3.0)):
+                await conn.execute(text(
+                    "INSERT INTO spans (trace_id, span_id, name, start_ms, end_ms, duration_ms, status)"
+                    " VALUES (:t, :s, 'agent.run', :start, :start, 0, 'OK')"), {"t": trace * 32, "s": span_id,
+                                                                             "start": start})
+        await db.migrate()
+        store = TraceStore(db)
+        await db.write(lambda conn: store.write(conn, [row("b", "0000000000000001", 4.0)]))
+        traces = [[(s["span_id"], s["start_ms"]) for s in await store.trace(t * 32)] for t in "ab"]
+        try:  # the same span twice in one trace is still refused (each driver names it its own way)
+            await db.write(lambda conn: store.write(conn, [row("b", "0000000000000001", 5.0)]))
+        except Exception as exc:
+            refused = "unique" in str(exc).lower()
+        else:
+            refused = False
+        after = [(s["span_id"], s["start_ms"]) for s in await store.trace("b" * 32)]
+        await db.close()
+        return traces, after, refused
+
+    (trace_a, trace_b), after, refused = asyncio.run(scenario())
+    assert trace_a == [("0000000000000002", 1.0), ("0000000000000001", 2.0)]
+    assert trace_b == after == [("0000000000000003", 3.0), ("0000000000000001", 4.0)]
+    assert refused
+
+
 def test_concurrent_runs_keep_their_spans_apart(podium):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Float, Index, String, Table, delete, func, select
+from sqlalchemy import (JSON, Column, Connection, Float, Index, PrimaryKeyConstraint, String, Table, delete, func,
+                        select)
 
 from podium.store.db import Database, DriverInsert
 from podium.store.tables import metadata
@@ -12,7 +13,7 @@ from podium.store.tables import metadata
 spans = Table(
     "spans",
     metadata,
-    Column("span_id", String(16), primary_key=True),
+    Column("span_id", String(16), nullable=False),
     Column("trace_id", String(32), nullable=False),
     Column("parent_id", String(16)),
     Column("name", String(128), nullable=False),
@@ -23,7 +24,9 @@ spans = Table(
     Column("status", String(16), nullable=False),
     Column("agent", String(64)),
     Column("session_id", String(200)),
-    Index("ix_spans_trace", "trace_id", "start_ms"),
+    # Keyed within the trace (W3C): trace ids begin with the time, so new spans append to the
+    # key's index, which also serves reads by trace (migration 0008).
+    PrimaryKeyConstraint("trace_id", "span_id"),
     Index("ix_spans_start", "start_ms"),
 )
 

@@ -1,0 +1,65 @@
+"""spans keyed by (trace_id, span_id), not by span_id alone
+
+A span id is unique within its trace (W3C trace context), which is all the key needs to say.
+Trace ids begin with the time (tracing.TimeOrderedIdGenerator), so each new span is appended to
+the key's index, where random span ids were scattered through it: a run's two spans took 14.2
+against 7.7 us in a batch of 16, and the gap grows with the table. The key's index also serves
+reads by trace, so ix_spans_trace goes.
+
+Revision ID: 0008_spans_trace_key
+Revises: 0007_postgres_text_search
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008_spans_trace_key"
+down_revision = "0007_postgres_text_search"
+branch_labels = None
+depends_on = None
+
+COLUMNS = ("span_id, trace_id, parent_id, name, start_ms, end_ms, duration_ms, attributes, status, agent, "
+           "session_id")
+
+
+def _rebuild(key: list[str]) -> None:
+    # SQLite cannot change a table's primary key in place: a new table, the rows, the old one's name.
+    op.create_table(
+        "spans_rebuilt",
+        sa.Column("span_id", sa.String(16), nullable=False),
+        sa.Column("trace_id", sa.String(32), nullable=False),
+        sa.Column("parent_id", sa.String(16)),
+        sa.Column("name", sa.String(128), nullable=False),
+        sa.Column("start_ms", sa.Float, nullable=False),
+        sa.Column("end_ms", sa.Float, nullable=False),
+        sa.Column("duration_ms", sa.Float, nullable=False),
+        sa.Column("attributes", sa.JSON),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("agent", sa.String(64)),
+        sa.Column("session_id", sa.String(200)),
+        sa.PrimaryKeyConstraint(*key),
+    )
+    op.execute(f"INSERT OR IGNORE INTO spans_rebuilt ({COLUMNS}) SELECT {COLUMNS} FROM spans ORDER BY rowid")
+    op.drop_table("spans")  # its indexes go with it
+    op.rename_table("spans_rebuilt", "spans")
+    op.create_index("ix_spans_start", "spans", ["start_ms"])
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        _rebuild(["trace_id", "span_id"])
+        return
+    op.drop_index("ix_spans_trace", "spans")
+    op.drop_constraint("spans_pkey", "spans", type_="primary")
+    op.create_primary_key("spans_pkey", "spans", ["trace_id", "span_id"])
+
+
+def downgrade() -> None:
+    # A span id that two traces share keeps its first span only: the old key cannot hold both.
+    if op.get_bind().dialect.name == "sqlite":
+        _rebuild(["span_id"])
+    else:
+        op.execute("DELETE FROM spans a USING spans b WHERE a.span_id = b.span_id AND a.ctid > b.ctid")
+        op.drop_constraint("spans_pkey", "spans", type_="primary")
+        op.create_primary_key("spans_pkey", "spans", ["span_id"])
+    op.create_index("ix_spans_trace", "spans", ["trace_id", "start_ms"])
