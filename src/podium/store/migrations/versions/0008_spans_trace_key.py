@@ -18,28 +18,14 @@ down_revision = "0007_postgres_text_search"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("span_id, trace_id, parent_id, name, start_ms, end_ms, duration_ms, attributes, status, agent, "
-           "session_id")
-
-
 def _rebuild(key: list[str]) -> None:
-    # SQLite cannot change a table's primary key in place: a new table, the rows, the old one's name.
-    op.create_table(
-        "spans_rebuilt",
-        sa.Column("span_id", sa.String(16), nullable=False),
-        sa.Column("trace_id", sa.String(32), nullable=False),
-        sa.Column("parent_id", sa.String(16)),
-        sa.Column("name", sa.String(128), nullable=False),
-        sa.Column("start_ms", sa.Float, nullable=False),
-        sa.Column("end_ms", sa.Float, nullable=False),
-        sa.Column("duration_ms", sa.Float, nullable=False),
-        sa.Column("attributes", sa.JSON),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("agent", sa.String(64)),
-        sa.Column("session_id", sa.String(200)),
-        sa.PrimaryKeyConstraint(*key),
-    )
-    op.execute(f"INSERT OR IGNORE INTO spans_rebuilt ({COLUMNS}) SELECT {COLUMNS} FROM spans ORDER BY rowid")
+    # SQLite cannot change a table's primary key in place: a new table with the columns as they
+    # are (read from the database) and the new key, the rows, then the old table's name.
+    columns = sa.Table("spans", sa.MetaData(), autoload_with=op.get_bind()).columns
+    op.create_table("spans_rebuilt", *[sa.Column(c.name, c.type, nullable=c.nullable) for c in columns],
+                    sa.PrimaryKeyConstraint(*key))
+    names = ", ".join(c.name for c in columns)
+    op.execute(f"INSERT OR IGNORE INTO spans_rebuilt ({names}) SELECT {names} FROM spans ORDER BY rowid")
     op.drop_table("spans")  # its indexes go with it
     op.rename_table("spans_rebuilt", "spans")
     op.create_index("ix_spans_start", "spans", ["start_ms"])
