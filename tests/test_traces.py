@@ -95,6 +95,22 @@ def test_traceparent_continues_the_callers_trace(podium):
         assert [s["attributes"]["agent"] for s in spans if s["name"] == "agent.run"] == ["echo"]
 
 
+def test_recent_traces_are_those_of_the_newest_spans_however_many_spans_the_newest_holds(podium):
+    """The listing reads spans newest first until it has `limit` traces: a trace of more spans
+    than one read of them (forty runs under one caller's trace) must not hide the older ones."""
+    server = podium([ECHO, CALC])
+    older = run(server, "calc", "six times seven")
+    shared = "4bf92f3577b34da6a3ce929d0e0e4736"
+    for i in range(40):
+        run(server, "echo", f"hi {i}", headers={"traceparent": f"00-{shared}-00f067aa0ba902b7-01"})
+    newest_first = server.http.get("/v1/traces/", params={"limit": 2}).json()["traces"]
+    assert [t["trace_id"] for t in newest_first][0] == shared
+    assert [s["name"] for s in newest_first[0]["spans"]].count("agent.run") == 40  # 120 spans in all
+    assert newest_first[1]["session_id"] == older["session_id"]
+    assert [t["trace_id"] for t in server.http.get("/v1/traces/", params={"agent": "calc"}).json()["traces"]] \
+        == [newest_first[1]["trace_id"]]
+
+
 def test_invalid_traceparent_starts_a_new_trace(podium):
     server = podium([ECHO])
     run(server, "echo", "hi", headers={"traceparent": "garbage"})
