@@ -158,15 +158,13 @@ class StatsService:
         return {"period": period, "bucket": bucket, "points": series}
 
     async def capacity(self) -> dict[str, Any]:
-        hour = await self.turns.window(now_ms() - 3_600_000)
         usage = shutil.disk_usage(self.core.settings.data_dir)
         return {
             "agents": len(self.core.agents.all()), "active_runs": self.core.conversations.active_runs,
             "tables": {**await self.turns.counts(), "spans": await self.core.tracing.count()},
             "database_bytes": await self.core.db.size(),
             "disk": {"free_bytes": usage.free, "total_bytes": usage.total},
-            "last_hour": {"turns": len(hour), "tokens": sum(t["input_tokens"] + t["output_tokens"] for t in hour),
-                          "cost_usd": round(sum(t["cost_usd"] for t in hour), 8)},
+            "last_hour": await self.turns.totals(now_ms() - 3_600_000),
             "response_cache_entries": self.core.response_cache.size,
             "turn_writer": self.core.writer.figures(),
             "semantic_memory": self.core.memory.figures(),

@@ -70,6 +70,9 @@ turns = Table(
     Column("trace_id", String(32)),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_turns_session", "session_id", "created_at"),
+    # Newest-first reads of the console, and budgets' sums of an agent's turns since a time.
+    Index("ix_turns_created", "created_at", "id"),
+    Index("ix_turns_agent", "agent", "created_at"),
 )
 
 tool_calls = Table(

@@ -46,6 +46,15 @@ class TurnQueries:
             rows = (await conn.execute(query)).all()
         return [dict(r._mapping) for r in rows]
 
+    async def totals(self, since_ms: int) -> dict[str, Any]:
+        """Turns created at or after `since_ms`: how many, their tokens and their cost, summed by
+        the database."""
+        query = select(func.count(), func.coalesce(func.sum(turns.c.input_tokens + turns.c.output_tokens), 0),
+                       func.coalesce(func.sum(turns.c.cost_usd), 0.0)).where(turns.c.created_at >= since_ms)
+        async with self.db.engine.connect() as conn:
+            count, tokens, cost = (await conn.execute(query)).one()
+        return {"turns": int(count), "tokens": int(tokens), "cost_usd": round(float(cost), 8)}
+
     async def tool_calls(self, turn_ids: list[str]) -> list[dict[str, Any]]:
         if not turn_ids:
             return []
