@@ -46,8 +46,13 @@ def test_costs_add_up_for_a_known_price_table(podium, fake_upstream):
     assert model["calls"] == 3 and model["input_tokens"] == 33 and model["output_tokens"] == 21
     assert model["cost_usd"] == pytest.approx(0.075)
     series = server.http.get("/api/stats/timeseries", params={"period": "2h"}).json()["points"]
-    assert sum(p["requests"] for p in series) == 3
+    assert sum(p["requests"] for p in series) == 3 and sum(p["errors"] for p in series) == 0
     assert sum(p["cost_usd"] for p in series) == pytest.approx(0.075)
+    assert sum(p["input_tokens"] for p in series) == sum(t["input_tokens"] for t in turns)
+    assert sum(p["output_tokens"] for p in series) == sum(t["output_tokens"] for t in turns)
+    assert [p["avg_latency_ms"] is None for p in series].count(False) >= 1
+    whole = server.http.get("/api/stats/timeseries", params={"period": "all"}).json()["points"]
+    assert [p for p in series if p["requests"]] == [p for p in whole if p["requests"]]
     assert server.http.get("/v1/metrics/").json()["counters"]["cost.usd"] == pytest.approx(0.075)
     assert server.http.get("/api/stats/efficiency", params={"period": "forever"}).status_code == 400
 

@@ -135,23 +135,18 @@ class StatsService:
         if bucket not in BUCKETS:
             raise BadRequest(f"bucket must be one of {', '.join(BUCKETS)}")
         size = BUCKETS[bucket]
-        rows = await self.turns.window(since(period))
-        start = since(period) or (min((t["created_at"] for t in rows), default=now_ms()))
+        oldest, sums = await self.turns.buckets(since(period), size)
+        start = since(period) or oldest or now_ms()
         first, last = start // size, now_ms() // size
         if last - first > 2000:
             raise BadRequest("too many buckets; choose a shorter period or a larger bucket")
         points = {b: {"t": b * size, "requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0,
                       "cost_usd": 0.0, "total_ms": 0.0} for b in range(first, last + 1)}
-        for turn in rows:
-            point = points.get(turn["created_at"] // size)
-            if point is None:
-                continue
-            point["requests"] += 1
-            point["errors"] += turn["status"] != "completed"
-            point["input_tokens"] += turn["input_tokens"]
-            point["output_tokens"] += turn["output_tokens"]
-            point["cost_usd"] += turn["cost_usd"]
-            point["total_ms"] += turn["total_ms"]
+        for row in sums:
+            point = points.get(int(row.pop("bucket")))
+            if point is not None:
+                point.update({k: int(v) if k in ("requests", "errors", "input_tokens", "output_tokens")
+                              else float(v) for k, v in row.items()})
         series = [{**{k: v for k, v in p.items() if k != "total_ms"}, "cost_usd": round(p["cost_usd"], 8),
                    "avg_latency_ms": round(p["total_ms"] / p["requests"], 2) if p["requests"] else None}
                   for _, p in sorted(points.items())]

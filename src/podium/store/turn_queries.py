@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from podium.store.db import Database
 from podium.store.tables import messages, sessions, tool_calls, turns
@@ -54,6 +54,22 @@ class TurnQueries:
         async with self.db.engine.connect() as conn:
             count, tokens, cost = (await conn.execute(query)).one()
         return {"turns": int(count), "tokens": int(tokens), "cost_usd": round(float(cost), 8)}
+
+    async def buckets(self, since_ms: int | None, size_ms: int) -> tuple[int | None, list[dict[str, Any]]]:
+        """Turns since `since_ms` summed per `size_ms` bucket by the database (reading each turn
+        into Python took 2.2 s at 200,000), and the first turn's time (None without turns)."""
+        bucket = (turns.c.created_at // size_ms).label("bucket")
+        query = select(bucket, func.count().label("requests"),
+                       func.sum(case((turns.c.status != "completed", 1), else_=0)).label("errors"),
+                       func.sum(turns.c.input_tokens).label("input_tokens"),
+                       func.sum(turns.c.output_tokens).label("output_tokens"),
+                       func.sum(turns.c.cost_usd).label("cost_usd"), func.sum(turns.c.total_ms).label("total_ms"),
+                       func.min(turns.c.created_at).label("first")).group_by(bucket)
+        if since_ms is not None:
+            query = query.where(turns.c.created_at >= since_ms)
+        async with self.db.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in (await conn.execute(query)).all()]
+        return min((r.pop("first") for r in rows), default=None), rows
 
     async def tool_calls(self, turn_ids: list[str]) -> list[dict[str, Any]]:
         if not turn_ids:
