@@ -44,7 +44,17 @@ def test_costs_add_up_for_a_known_price_table(podium, fake_upstream):
     efficiency = server.http.get("/api/stats/efficiency", params={"period": "1h", "model": "openai/fake-model"}).json()
     [model] = efficiency["models"]
     assert model["calls"] == 3 and model["input_tokens"] == 33 and model["output_tokens"] == 21
-    assert model["cost_usd"] == pytest.approx(0.075)
+    assert model["cost_usd"] == pytest.approx(0.075) and model["errors"] == 0 and model["error_rate"] == 0
+    assert 0 < model["p50_latency_ms"] <= model["p95_latency_ms"] and model["avg_latency_ms"] > 0
+    assert model["output_tokens_per_second"] > 0 and model["avg_grade"] is None and model["graded_turns"] == 0
+    for turn, grade in zip(turns, (4, 1, 5)):
+        assert server.http.post(f"/api/turns/{turn['id']}/feedback", json={"grade": grade}).status_code == 201
+    graded = {m["model"]: m for m in server.http.get("/api/stats/efficiency", params={"period": "1h"}).json()["models"]}
+    assert (graded["openai/fake-model"]["avg_grade"], graded["openai/fake-model"]["graded_turns"]) == (2.5, 2)
+    assert (graded["scripted/echo"]["avg_grade"], graded["scripted/echo"]["graded_turns"]) == (5, 1)
+    assert costs["by_agent"] == [{"agent": "echo", "cost_usd": 0.0, "turns": 1},
+                                 {"agent": "up", "cost_usd": pytest.approx(0.075), "turns": 2}]
+    assert costs["turns"] == 3 and [h["turn_id"] for h in costs["history"]] == [t["id"] for t in reversed(turns)]
     series = server.http.get("/api/stats/timeseries", params={"period": "2h"}).json()["points"]
     assert sum(p["requests"] for p in series) == 3 and sum(p["errors"] for p in series) == 0
     assert sum(p["cost_usd"] for p in series) == pytest.approx(0.075)

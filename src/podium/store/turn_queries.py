@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import JSON, case, column, func, select, true
 
 from podium.store.db import Database
+from podium.store.feedback import feedback
 from podium.store.tables import messages, sessions, tool_calls, turns
 
 
@@ -70,6 +71,78 @@ class TurnQueries:
         async with self.db.engine.connect() as conn:
             rows = [dict(r._mapping) for r in (await conn.execute(query)).all()]
         return min((r.pop("first") for r in rows), default=None), rows
+
+    def _attempts(self, since_ms: int | None) -> tuple[Any, dict[str, Any]]:
+        """Turns joined to their provider attempts (one row per element of `attempts`), and the
+        attempt's fields as SQL expressions: the database unpacks the JSON, not Python."""
+        unpack = func.json_each if self.db.is_sqlite else func.json_array_elements
+        attempt = unpack(turns.c.attempts).table_valued(column("value", JSON)).alias("attempt")
+        value = attempt.c.value
+        fields = {"model": func.coalesce(value["model"].as_string(), "unknown"), "ok": value["ok"].as_boolean(),
+                  "ms": func.coalesce(value["ms"].as_float(), 0.0), "cache": value["cache"].as_string(),
+                  "input_tokens": func.coalesce(value["input_tokens"].as_integer(), 0),
+                  "output_tokens": func.coalesce(value["output_tokens"].as_integer(), 0)}
+        joined = select().select_from(turns.join(attempt, true())).where(fields["ok"].is_not(None))  # real attempts only
+        if since_ms is not None:
+            joined = joined.where(turns.c.created_at >= since_ms)
+        return joined, fields
+
+    async def attempt_sums(self, since_ms: int | None, by: str, *, model: str | None = None,
+                           cache_hits: bool = True) -> list[dict[str, Any]]:
+        """Provider attempts since `since_ms` per `by` ("model" or "agent"): calls, errors, cache
+        hits and misses, and tokens of answered calls (which prices them)."""
+        joined, f = self._attempts(since_ms)
+        key = f["model"] if by == "model" else turns.c.agent
+        ok = f["ok"].is_(True)
+        query = joined.add_columns(
+            key.label("key"), func.count().label("calls"), func.sum(case((ok, 0), else_=1)).label("errors"),
+            func.sum(case((f["cache"] == "hit", 1), else_=0)).label("hits"),
+            func.sum(case((f["cache"] == "miss", 1), else_=0)).label("misses"),
+            func.sum(case((ok, f["input_tokens"]), else_=0)).label("input_tokens"),
+            func.sum(case((ok, f["output_tokens"]), else_=0)).label("output_tokens"),
+        ).group_by(key)
+        if model is not None:
+            query = query.where(f["model"] == model)
+        if not cache_hits:
+            query = query.where(func.coalesce(f["cache"], "") != "hit")
+        async with self.db.engine.connect() as conn:
+            rows = [{k: (int(v or 0) if k != "key" else v) for k, v in r._mapping.items()}
+                    for r in (await conn.execute(query)).all()]
+        return sorted(rows, key=lambda r: r["key"])  # Python's order: PostgreSQL's collation may differ
+
+    async def latencies(self, since_ms: int | None, model: str | None = None) -> dict[str, list[float]]:
+        """Milliseconds of answered attempts (not cache hits) since `since_ms`, ascending, per model."""
+        joined, f = self._attempts(since_ms)
+        query = (joined.add_columns(f["model"].label("model"), f["ms"].label("ms"))
+                 .where(f["ok"].is_(True), func.coalesce(f["cache"], "") != "hit").order_by(f["model"], f["ms"]))
+        if model is not None:
+            query = query.where(f["model"] == model)
+        found: dict[str, list[float]] = {}
+        async with self.db.engine.connect() as conn:
+            for name, ms in (await conn.execute(query)).all():
+                found.setdefault(name, []).append(float(ms))
+        return found
+
+    async def agent_sums(self, since_ms: int | None) -> list[dict[str, Any]]:
+        """Turns and their recorded cost since `since_ms`, per agent."""
+        query = (select(turns.c.agent, func.count().label("turns"), func.sum(turns.c.cost_usd).label("cost_usd"))
+                 .group_by(turns.c.agent))
+        if since_ms is not None:
+            query = query.where(turns.c.created_at >= since_ms)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return sorted(({"agent": r.agent, "turns": int(r.turns), "cost_usd": float(r.cost_usd or 0.0)} for r in rows),
+                      key=lambda r: r["agent"])
+
+    async def grades(self, since_ms: int | None) -> dict[str, tuple[float, int]]:
+        """The average grade and number of graded turns since `since_ms`, per answering model."""
+        query = (select(turns.c.model, func.avg(feedback.c.grade), func.count())
+                 .select_from(feedback.join(turns, turns.c.id == feedback.c.turn_id))
+                 .where(turns.c.model.is_not(None), turns.c.model != "").group_by(turns.c.model))
+        if since_ms is not None:
+            query = query.where(turns.c.created_at >= since_ms)
+        async with self.db.engine.connect() as conn:
+            return {m: (float(avg), int(n)) for m, avg, n in (await conn.execute(query)).all()}
 
     async def tool_calls(self, turn_ids: list[str]) -> list[dict[str, Any]]:
         if not turn_ids:
