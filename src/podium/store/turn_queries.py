@@ -1,5 +1,6 @@
 """Read-only queries over recorded turns for the console: one turn, a session's turns, turns
-in a time window, and table sizes. Writes stay in store/conversations.py."""
+in a time window, the sums of a period (per bucket, agent or model, provider attempts unpacked
+from each turn's JSON by the database), and table sizes. Writes stay in store/conversations.py."""
 
 from __future__ import annotations
 
