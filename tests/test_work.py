@@ -284,3 +284,50 @@ def test_restart_reads_everything_back_unchanged(podium):
     server.restart()
     http = server.http
     assert snapshot() == before
+
+
+def test_every_session_and_task_is_listed_past_the_drivers_bind_limit(podium):
+    """Listing every session or task read their links with each id as a bind parameter, which
+    PostgreSQL's driver refuses past 32,767: a 500 on a busy server, where each run without a
+    session id makes a session. The 33,000 others are written straight into the database, as
+    making them through the API would take minutes; what is under test is the listing."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from podium.store.tables import sessions
+    from podium.store.work import tasks
+
+    server = podium([ECHO])
+    http = server.http
+    p = project(http)
+    linked = task(http, p["id"], "linked")
+    http.post(f"/api/tasks/{linked['id']}/subtasks", json={"title": "step"})
+    s = session(http, taskIds=[linked["id"]], name="linked")
+    count, now = 33_000, int(time.time() * 1000)
+
+    async def seed() -> None:
+        url = server.config.get("database_url") or f"sqlite+aiosqlite:///{server.root / 'data' / 'podium.db'}"
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(sessions.insert(), [{"id": f"sess_seed{i}", "status": "completed", "started_at": now,
+                                                    "last_activity": now, "name": ""} for i in range(count)])
+            await conn.execute(tasks.insert(), [{"id": f"task_seed{i}", "project_id": p["id"], "title": "t",
+                                                 "description": "", "prompt": "", "status": "pending",
+                                                 "priority": "low", "created_at": now, "updated_at": now}
+                                                for i in range(count)])
+        await engine.dispose()
+
+    asyncio.run(seed())
+    listed = http.get("/api/sessions")
+    assert listed.status_code == 200, listed.text[:300]
+    by_id = {x["id"]: x for x in listed.json()}
+    assert len(by_id) == count + 1 and by_id[s["id"]]["taskIds"] == [linked["id"]]
+    assert by_id["sess_seed7"]["taskIds"] == []
+    listed = http.get("/api/tasks")
+    assert listed.status_code == 200, listed.text[:300]
+    by_id = {x["id"]: x for x in listed.json()}
+    assert len(by_id) == count + 1 and by_id[linked["id"]]["sessionIds"] == [s["id"]]
+    assert [sub["title"] for sub in by_id[linked["id"]]["subtasks"]] == ["step"]
+    assert [x["id"] for x in http.get("/api/sessions", params={"taskId": linked["id"]}).json()] == [s["id"]]
+    assert len(http.get("/api/tasks", params={"projectId": p["id"]}).json()) == count + 1

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Table,
     Text,
@@ -179,12 +180,10 @@ class WorkStore:
     # -- tasks ----------------------------------------------------------------------------
 
     async def list_tasks(self, project_id: str | None) -> list[Task]:
-        query = select(tasks).order_by(tasks.c.created_at, tasks.c.id)
-        if project_id is not None:
-            query = query.where(tasks.c.project_id == project_id)
+        chosen = [tasks.c.project_id == project_id] if project_id is not None else []
         async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            return await self._tasks(conn, rows)
+            rows = (await conn.execute(select(tasks).where(*chosen).order_by(tasks.c.created_at, tasks.c.id))).all()
+            return await self._tasks(conn, rows, select(tasks.c.id).where(*chosen))
 
     async def get_task(self, task_id: str) -> Task | None:
         async with self.db.engine.connect() as conn:
@@ -258,13 +257,12 @@ class WorkStore:
     # -- sessions -------------------------------------------------------------------------
 
     async def list_sessions(self, task_id: str | None) -> list[Session]:
-        query = select(sessions).order_by(sessions.c.started_at, sessions.c.id)
-        if task_id is not None:
-            linked = select(session_tasks.c.session_id).where(session_tasks.c.task_id == task_id)
-            query = query.where(sessions.c.id.in_(linked))
+        chosen = ([sessions.c.id.in_(select(session_tasks.c.session_id).where(session_tasks.c.task_id == task_id))]
+                  if task_id is not None else [])
         async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            links = await _links(conn, session_tasks.c.session_id, [r.id for r in rows])
+            rows = (await conn.execute(select(sessions).where(*chosen)
+                                       .order_by(sessions.c.started_at, sessions.c.id))).all()
+            links = await _links(conn, session_tasks.c.session_id, select(sessions.c.id).where(*chosen))
         return [self._session(r._mapping, links.get(r.id, [])) for r in rows]
 
     async def get_session(self, session_id: str) -> Session | None:
@@ -396,13 +394,16 @@ class WorkStore:
             raise NotFound(f"session {session_id!r} not found")
         return session
 
-    async def _tasks(self, conn: AsyncConnection, rows: Iterable[Any]) -> list[Task]:
+    async def _tasks(self, conn: AsyncConnection, rows: Iterable[Any], ids: Select[Any] | None = None) -> list[Task]:
+        """Tasks with their sessions and subtasks. `ids` selects the same tasks as `rows` in SQL:
+        a list of every id as bind parameters would break past the driver's limit (asyncpg:
+        32,767)."""
         rows = list(rows)
-        ids = [r.id for r in rows]
-        links = await _links(conn, session_tasks.c.task_id, ids)
+        keys: Select[Any] | list[str] = ids if ids is not None else [r.id for r in rows]
+        links = await _links(conn, session_tasks.c.task_id, keys)
         subs: dict[str, list[Subtask]] = {}
-        if ids:
-            for r in (await conn.execute(select(subtasks).where(subtasks.c.task_id.in_(ids))
+        if rows:
+            for r in (await conn.execute(select(subtasks).where(subtasks.c.task_id.in_(keys))
                                          .order_by(subtasks.c.position))).all():
                 subs.setdefault(r.task_id, []).append(_subtask(r._mapping))
         return [_task(r._mapping, links.get(r.id, []), subs.get(r.id, [])) for r in rows]
@@ -431,9 +432,10 @@ async def _exists(conn: AsyncConnection, table: Table, key: str) -> bool:
     return (await conn.execute(select(table.c.id).where(table.c.id == key))).first() is not None
 
 
-async def _links(conn: AsyncConnection, by: Column[Any], keys: list[str]) -> dict[str, list[str]]:
-    """Linked ids per key: a session's tasks by position, or a task's sessions by link order."""
-    if not keys:
+async def _links(conn: AsyncConnection, by: Column[Any], keys: list[str] | Select[Any]) -> dict[str, list[str]]:
+    """Linked ids per key (given as ids, or as a query of them): a session's tasks by position,
+    or a task's sessions by link order."""
+    if isinstance(keys, list) and not keys:
         return {}
     other = session_tasks.c.task_id if by is session_tasks.c.session_id else session_tasks.c.session_id
     order = session_tasks.c.position if by is session_tasks.c.session_id else session_tasks.c.id
