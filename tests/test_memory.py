@@ -150,6 +150,14 @@ def test_full_text_search_finds_words_from_past_sessions_after_restart(podium):
     messages = [r for r in found["results"] if r["source"] == "message"]
     assert {r["session_id"] for r in messages} == {"past-1"}
     assert "The [kumquat] shipment" in messages[0]["snippet"] and messages[0]["timestamp"].endswith("Z")
+    # Best first, across more matches than the limit: BM25 puts the denser message (and its
+    # echo) above the single mentions.
+    for i in range(4):
+        run(server, "echo", f"A kumquat, number {i}, in a long sentence about fruit and shipping.", f"more-{i}")
+    run(server, "echo", "kumquat kumquat kumquat", "dense")
+    best = server.http.get("/api/memory/search", params={"q": "kumquat", "limit": 2}).json()["results"]
+    assert [r["session_id"] for r in best] == ["dense", "dense"]
+    assert len(server.http.get("/api/memory/search", params={"q": "kumquat", "limit": 50}).json()["results"]) == 12
     notes = server.http.get("/api/memory/search", params={"q": "zanzibar"}).json()["results"]
     assert [(r["source"], r["session_id"]) for r in notes] == [("memory", "past-3")]
     assert server.http.get("/api/memory/search", params={"q": "\"unbalanced AND ("}).status_code == 200

@@ -177,17 +177,21 @@ class MemoryStore:
             return await self._like_search(words[:8], limit)
 
     async def _fts_search(self, match: str, limit: int) -> list[dict[str, Any]]:
+        # Each index gives its best `limit` first, by its own `rank` column (BM25): FTS5 then
+        # ranks without a sort and makes snippets for those rows alone, where the join below
+        # made one for every match (a word in 200,000 messages: 378 -> 149 ms).
         sql = text(
             "SELECT * FROM ("
             " SELECT 'message' AS source, m.id, m.session_id, m.agent, m.role, NULL AS category,"
-            "  m.content, snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, m.created_at,"
-            "  bm25(messages_fts) AS rank"
-            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH :match"
+            "  m.content, f.snippet, m.created_at, f.rank"
+            " FROM (SELECT rowid, snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, rank FROM messages_fts"
+            "  WHERE messages_fts MATCH :match ORDER BY rank LIMIT :limit) AS f JOIN messages m ON m.id = f.rowid"
             " UNION ALL"
-            " SELECT 'memory', n.id, n.session_id, n.agent, n.kind, n.category, n.content,"
-            "  snippet(memory_notes_fts, 0, '[', ']', '…', 12), n.created_at, bm25(memory_notes_fts)"
-            " FROM memory_notes_fts JOIN memory_notes n ON n.id = memory_notes_fts.rowid"
-            " WHERE memory_notes_fts MATCH :match"
+            " SELECT 'memory', n.id, n.session_id, n.agent, n.kind, n.category, n.content, g.snippet, n.created_at,"
+            "  g.rank"
+            " FROM (SELECT rowid, snippet(memory_notes_fts, 0, '[', ']', '…', 12) AS snippet, rank"
+            "  FROM memory_notes_fts WHERE memory_notes_fts MATCH :match ORDER BY rank LIMIT :limit) AS g"
+            " JOIN memory_notes n ON n.id = g.rowid"
             ") ORDER BY rank LIMIT :limit")
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(sql, {"match": match, "limit": limit})).all()
