@@ -62,10 +62,12 @@ class StatsService:
         return {
             "period": period, "currency": "USD",
             "total_usd": round(sum(a["cost_usd"] for a in agents), 8), "turns": sum(a["turns"] for a in agents),
-            "by_model": [{"model": m["key"], "cost_usd": round(self._cost(m["key"], m["input_tokens"], m["output_tokens"]), 8),
+            "by_model": [{"model": m["key"],
+                          "cost_usd": round(self._cost(m["key"], m["input_tokens"], m["output_tokens"]), 8),
                           "calls": m["calls"], "input_tokens": m["input_tokens"], "output_tokens": m["output_tokens"]}
                          for m in models],
-            "by_agent": [{"agent": a["agent"], "cost_usd": round(a["cost_usd"], 8), "turns": a["turns"]} for a in agents],
+            "by_agent": [{"agent": a["agent"], "cost_usd": round(a["cost_usd"], 8), "turns": a["turns"]}
+                         for a in agents],
             "history": [{"turn_id": t["id"], "at": t["created_at"], "agent": t["agent"], "model": t["model"],
                          "cost_usd": t["cost_usd"]} for t in history],
         }

@@ -56,9 +56,3 @@ class FeedbackStore:
                 select(feedback).where(feedback.c.session_id == session_id).order_by(feedback.c.created_at)
             )).all()
         return [dict(r._mapping) for r in rows]
-
-    async def grades(self) -> list[dict[str, Any]]:
-        """Every grade with its turn id (for per-model averages)."""
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(feedback.c.turn_id, feedback.c.grade))).all()
-        return [dict(r._mapping) for r in rows]

@@ -83,7 +83,8 @@ class TurnQueries:
                   "ms": func.coalesce(value["ms"].as_float(), 0.0), "cache": value["cache"].as_string(),
                   "input_tokens": func.coalesce(value["input_tokens"].as_integer(), 0),
                   "output_tokens": func.coalesce(value["output_tokens"].as_integer(), 0)}
-        joined = select().select_from(turns.join(attempt, true())).where(fields["ok"].is_not(None))  # real attempts only
+        # Only real attempts: skipped candidates and the router's notes carry no `ok`.
+        joined = select().select_from(turns.join(attempt, true())).where(fields["ok"].is_not(None))
         if since_ms is not None:
             joined = joined.where(turns.c.created_at >= since_ms)
         return joined, fields
