@@ -178,7 +178,7 @@ class MemoryStore:
 
     async def _fts_search(self, match: str, limit: int) -> list[dict[str, Any]]:
         # Each index gives its best `limit` first, by its own `rank` column (BM25): FTS5 then
-        # ranks without a sort and makes snippets for those rows alone, where the join below
+        # ranks without a sort and makes snippets for those rows alone, where joining first
         # made one for every match (a word in 200,000 messages: 378 -> 149 ms).
         sql = text(
             "SELECT * FROM ("
