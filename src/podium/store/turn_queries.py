@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, case, column, func, select, true
+from sqlalchemy import JSON, Select, case, column, func, select, true
 
 from podium.store.db import Database
 from podium.store.feedback import feedback
@@ -40,8 +40,7 @@ class TurnQueries:
         """Turns created at or after `since_ms`, newest first (without the bulky context)."""
         columns = [c for c in turns.c if with_context or c.name != "context"]
         query = select(*columns).order_by(turns.c.created_at.desc(), turns.c.id.desc())
-        if since_ms is not None:
-            query = query.where(turns.c.created_at >= since_ms)
+        query = _since(query, since_ms)
         if limit is not None:
             query = query.limit(limit)
         async with self.db.engine.connect() as conn:
@@ -51,8 +50,8 @@ class TurnQueries:
     async def totals(self, since_ms: int) -> dict[str, Any]:
         """Turns created at or after `since_ms`: how many, their tokens and their cost, summed by
         the database."""
-        query = select(func.count(), func.coalesce(func.sum(turns.c.input_tokens + turns.c.output_tokens), 0),
-                       func.coalesce(func.sum(turns.c.cost_usd), 0.0)).where(turns.c.created_at >= since_ms)
+        query = _since(select(func.count(), func.coalesce(func.sum(turns.c.input_tokens + turns.c.output_tokens), 0),
+                              func.coalesce(func.sum(turns.c.cost_usd), 0.0)), since_ms)
         async with self.db.engine.connect() as conn:
             count, tokens, cost = (await conn.execute(query)).one()
         return {"turns": int(count), "tokens": int(tokens), "cost_usd": round(float(cost), 8)}
@@ -67,8 +66,7 @@ class TurnQueries:
                        func.sum(turns.c.output_tokens).label("output_tokens"),
                        func.sum(turns.c.cost_usd).label("cost_usd"), func.sum(turns.c.total_ms).label("total_ms"),
                        func.min(turns.c.created_at).label("first")).group_by(bucket)
-        if since_ms is not None:
-            query = query.where(turns.c.created_at >= since_ms)
+        query = _since(query, since_ms)
         async with self.db.engine.connect() as conn:
             rows = [dict(r._mapping) for r in (await conn.execute(query)).all()]
         return min((r.pop("first") for r in rows), default=None), rows
@@ -85,9 +83,7 @@ class TurnQueries:
                   "output_tokens": func.coalesce(value["output_tokens"].as_integer(), 0)}
         # Only real attempts: skipped candidates and the router's notes carry no `ok`.
         joined = select().select_from(turns.join(attempt, true())).where(fields["ok"].is_not(None))
-        if since_ms is not None:
-            joined = joined.where(turns.c.created_at >= since_ms)
-        return joined, fields
+        return _since(joined, since_ms), fields
 
     async def attempt_sums(self, since_ms: int | None, by: str, *, model: str | None = None,
                            cache_hits: bool = True) -> list[dict[str, Any]]:
@@ -129,8 +125,7 @@ class TurnQueries:
         """Turns and their recorded cost since `since_ms`, per agent."""
         query = (select(turns.c.agent, func.count().label("turns"), func.sum(turns.c.cost_usd).label("cost_usd"))
                  .group_by(turns.c.agent))
-        if since_ms is not None:
-            query = query.where(turns.c.created_at >= since_ms)
+        query = _since(query, since_ms)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return sorted(({"agent": r.agent, "turns": int(r.turns), "cost_usd": float(r.cost_usd or 0.0)} for r in rows),
@@ -141,8 +136,7 @@ class TurnQueries:
         query = (select(turns.c.model, func.avg(feedback.c.grade), func.count())
                  .select_from(feedback.join(turns, turns.c.id == feedback.c.turn_id))
                  .where(turns.c.model.is_not(None), turns.c.model != "").group_by(turns.c.model))
-        if since_ms is not None:
-            query = query.where(turns.c.created_at >= since_ms)
+        query = _since(query, since_ms)
         async with self.db.engine.connect() as conn:
             return {m: (float(avg), int(n)) for m, avg, n in (await conn.execute(query)).all()}
 
@@ -159,3 +153,8 @@ class TurnQueries:
         async with self.db.engine.connect() as conn:
             return {t.name: int((await conn.execute(select(func.count()).select_from(t))).scalar_one())
                     for t in (sessions, messages, turns, tool_calls)}
+
+
+def _since(query: Select[Any], since_ms: int | None) -> Select[Any]:
+    """`query` limited to turns created at or after `since_ms` (all of them when None)."""
+    return query if since_ms is None else query.where(turns.c.created_at >= since_ms)
