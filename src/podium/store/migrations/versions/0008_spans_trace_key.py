@@ -18,6 +18,7 @@ down_revision = "0007_postgres_text_search"
 branch_labels = None
 depends_on = None
 
+
 def _rebuild(key: list[str]) -> None:
     # SQLite cannot change a table's primary key in place: a new table with the columns as they
     # are (read from the database) and the new key, the rows, then the old table's name.
