@@ -19,6 +19,10 @@ import uvicorn
 import yaml
 
 
+# Seconds `podium serve` is given to answer /health.
+START_WITHIN = 120
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now (bound, then released): for a server started
     next, or for a connection that must be refused."""
@@ -62,19 +66,25 @@ def podium_process(root: Path, agents: list[dict[str, Any]], config: dict[str, A
     port = free_port()
     (root / "podium.yaml").write_text(yaml.safe_dump({**config, "port": port, "data_dir": str(root / "data"),
                                                       "agents_dir": str(root / "agents")}))
-    server = subprocess.Popen([str(Path(sys.executable).with_name("podium")), "serve", "--config",
-                               str(root / "podium.yaml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([str(Path(sys.executable).with_name("podium")), "serve", "--config",
+                                   str(root / "podium.yaml")], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        # Start-up takes about a second; the wide deadline is for a machine busy with other work.
+        deadline = time.monotonic() + START_WITHIN
+        while True:
             try:
                 if httpx.get(f"{url}/health").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                state = f"exited with {server.returncode}" if server.poll() is not None else \
+                    f"did not answer {url}/health within {START_WITHIN} s"
+                raise RuntimeError(f"podium serve {state}; its log ends:\n{log.read_text()[-3000:]}")
             time.sleep(0.05)
-        else:
-            raise RuntimeError(f"podium serve did not answer {url}/health within 30 s")
         yield url
     finally:
         server.terminate()
