@@ -165,6 +165,59 @@ def test_full_text_search_finds_words_from_past_sessions_after_restart(podium):
     assert missing.status_code == 400 and set(missing.json()) == {"error"}
 
 
+def test_text_written_before_the_stored_search_vectors_is_found_after_them(tmp_path):
+    """Migration 0010 stores each searched table's tsvector on PostgreSQL (a no-op on SQLite):
+    rows from before it are found after it, as are rows written after it, and downgrading
+    and upgrading again keeps them found."""
+    import asyncio
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from podium.store.db import Database, alembic_config
+    from podium.store.memory import MemoryStore
+    from tests.conftest import POSTGRES, fresh_postgres_database
+
+    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'v.db'}"
+
+    async def found(store: MemoryStore) -> list[tuple[str, str]]:
+        return sorted((r["source"], r["snippet"]) for r in await store.search("okapi", limit=10))
+
+    async def scenario() -> tuple[list, list, list, list]:
+        db = Database(url)
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0009_turns_by_time")
+        async with db.engine.begin() as conn:  # rows as the schema before 0010 held them
+            await conn.execute(text("INSERT INTO sessions (id, status, started_at, last_activity)"
+                                    " VALUES ('s', 'running', 1, 1)"))
+            await conn.execute(text("INSERT INTO messages (session_id, role, content, created_at)"
+                                    " VALUES ('s', 'user', 'An okapi at the river', 1)"))
+            await conn.execute(text("INSERT INTO memory_notes (session_id, kind, content, created_at)"
+                                    " VALUES ('s', 'working', 'The okapi likes leaves', 1)"))
+        await db.migrate()
+        store = MemoryStore(db)
+        before = await found(store)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("INSERT INTO messages (session_id, role, content, created_at)"
+                                    " VALUES ('s', 'assistant', 'Another okapi here', 2)"))
+        after = await found(store)
+        columns = []
+        if not db.is_sqlite:
+            async with db.engine.connect() as conn:
+                columns = sorted((await conn.execute(text(
+                    "SELECT table_name FROM information_schema.columns WHERE column_name = 'search_vector'"
+                    " AND is_generated = 'ALWAYS' AND table_schema = current_schema()"))).scalars())
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0009_turns_by_time")
+        await db.migrate()
+        again = await found(store)
+        await db.close()
+        return before, after, again, columns
+
+    before, after, again, columns = asyncio.run(scenario())
+    assert before == [("memory", "The [okapi] likes leaves"), ("message", "An [okapi] at the river")]
+    assert after == again == sorted([*before, ("message", "Another [okapi] here")])
+    assert columns == ([] if not POSTGRES else ["memory_notes", "messages", "rag_chunks"])
+
+
 def test_sliding_window_keeps_the_last_turns(podium, fake_upstream):
     server = podium([upstream_agent(fake_upstream.base_url, memory={"max_turns": 1, "semantic": False})])
     for text in ("one", "two", "three"):

@@ -36,6 +36,11 @@ def pg_tsquery(words: list[str]) -> tuple[str, dict[str, Any]]:
     return "(" + " || ".join(parts) + ")", {f"word{i}": w for i, w in enumerate(words)}
 
 
+# The tsvector that each searched table stores beside its text, GIN-indexed (migration 0010):
+# ranking reads it, where ranking on the expression parsed each match's text again.
+PG_VECTOR = "search_vector"
+
+
 def pg_document(column: str) -> str:
-    """The tsvector of a text column, the expression the GIN indexes are built on (migration 0007)."""
+    """The tsvector of a text column: the expression migration 0007 indexed."""
     return f"to_tsvector('{PG_CONFIG}', {column})"

@@ -31,7 +31,7 @@ from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
 from podium.store.db import Database
-from podium.store.fulltext import fts_match, pg_document, pg_tsquery
+from podium.store.fulltext import PG_VECTOR, fts_match, pg_tsquery
 from podium.store.tables import metadata
 
 rag_collections = Table(
@@ -118,8 +118,8 @@ class KnowledgeStore:
         if not self.db.is_sqlite:
             expression, params = pg_tsquery(words)
             query = text(f"WITH q AS (SELECT {expression} AS q) SELECT c.id FROM rag_chunks c, q "
-                         f"WHERE c.collection = :name AND {pg_document('c.text')} @@ q.q "
-                         f"ORDER BY ts_rank({pg_document('c.text')}, q.q) DESC, c.id LIMIT :limit")
+                         f"WHERE c.collection = :name AND c.{PG_VECTOR} @@ q.q "
+                         f"ORDER BY ts_rank(c.{PG_VECTOR}, q.q) DESC, c.id LIMIT :limit")
         else:
             query = text("SELECT c.id FROM rag_chunks_fts f JOIN rag_chunks c ON c.id = f.rowid "
                          "WHERE rag_chunks_fts MATCH :match AND c.collection = :name "

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
 from podium.store.db import Database, insert_for
-from podium.store.fulltext import PG_CONFIG, fts_match, keywords, pg_document, pg_tsquery
+from podium.store.fulltext import PG_CONFIG, PG_VECTOR, fts_match, keywords, pg_tsquery
 from podium.store.knowledge import vectors_from
 from podium.store.tables import messages, metadata, tool_calls, turns
 
@@ -200,21 +200,22 @@ class MemoryStore:
     async def _pg_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
         # The same rows as FTS5 gives: ts_rank for BM25 (negated, so that lower is better
         # in both), ts_headline for the snippet (one fragment with the words around the match).
-        # Each table gives its best `limit` rows first; only those get a headline, which parses
-        # its text again (for every match, that was 2.1 s for a word in 200,000 messages).
+        # Each table ranks its stored tsvectors and gives its best `limit` rows; only those get a
+        # headline, which parses its text again (for every match, that was 2.1 s for a word in
+        # 200,000 messages).
         query, params = pg_tsquery(words)
         headline = "'StartSel=[, StopSel=], MaxFragments=1, MaxWords=12, MinWords=4, ShortWord=0, FragmentDelimiter=…'"
         sql = text(
             f"WITH q AS (SELECT {query} AS q) SELECT * FROM ("
             " SELECT 'message' AS source, m.id, m.session_id, m.agent, m.role, NULL AS category, m.content,"
             f"  ts_headline('{PG_CONFIG}', m.content, q.q, {headline}) AS snippet, m.created_at, m.rank"
-            f" FROM (SELECT m.*, -ts_rank({pg_document('m.content')}, q.q) AS rank FROM messages m, q"
-            f"  WHERE {pg_document('m.content')} @@ q.q ORDER BY rank LIMIT :limit) AS m, q"
+            f" FROM (SELECT m.*, -ts_rank(m.{PG_VECTOR}, q.q) AS rank FROM messages m, q"
+            f"  WHERE m.{PG_VECTOR} @@ q.q ORDER BY rank LIMIT :limit) AS m, q"
             " UNION ALL"
             " SELECT 'memory', n.id, n.session_id, n.agent, n.kind, n.category, n.content,"
             f"  ts_headline('{PG_CONFIG}', n.content, q.q, {headline}), n.created_at, n.rank"
-            f" FROM (SELECT n.*, -ts_rank({pg_document('n.content')}, q.q) AS rank FROM memory_notes n, q"
-            f"  WHERE {pg_document('n.content')} @@ q.q ORDER BY rank LIMIT :limit) AS n, q"
+            f" FROM (SELECT n.*, -ts_rank(n.{PG_VECTOR}, q.q) AS rank FROM memory_notes n, q"
+            f"  WHERE n.{PG_VECTOR} @@ q.q ORDER BY rank LIMIT :limit) AS n, q"
             ") AS found ORDER BY rank LIMIT :limit")
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(sql, {**params, "limit": limit})).all()
