@@ -240,6 +240,62 @@ def test_newest_turns_and_an_agents_turns_since_a_time_are_read_through_an_index
     assert "ix_turns_agent" in budget
 
 
+def test_attempts_stored_before_jsonb_are_summed_and_read_back_the_same_after_it(tmp_path):
+    """Migration 0011 keeps turns' attempts as jsonb on PostgreSQL (a no-op on SQLite): a turn
+    stored before it is summed by the period figures and read back unchanged after it, and
+    after a downgrade and upgrade again."""
+    import asyncio
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from podium.store.db import Database, alembic_config
+    from podium.store.turn_queries import TurnQueries
+    from tests.conftest import POSTGRES, fresh_postgres_database
+
+    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'j.db'}"
+    attempts = [{"model": "openai/a", "ok": True, "ms": 12.5, "input_tokens": 7, "output_tokens": 3, "cache": "miss"},
+                {"model": "openai/b", "ok": False, "ms": 2.0, "error": "refused", "big": 2**70},
+                {"model": "openai/c", "skipped": "breaker open"}]
+
+    async def scenario() -> tuple[list, list, list, str]:
+        db = Database(url)
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0010_postgres_search_vectors")
+        async with db.engine.begin() as conn:  # a turn as the schema before 0011 held it
+            await conn.execute(text("INSERT INTO sessions (id, status, started_at, last_activity)"
+                                    " VALUES ('s', 'running', 1, 1)"))
+            await conn.execute(text(
+                "INSERT INTO turns (id, session_id, agent, status, input_tokens, output_tokens, cost_usd,"
+                " total_ms, model_ms, tool_ms, attempts, created_at)"
+                " VALUES ('t', 's', 'a', 'completed', 7, 3, 0, 20, 14.5, 0, :attempts, 5)"),
+                {"attempts": json.dumps(attempts)})
+        await db.migrate()
+        queries = TurnQueries(db)
+        figures = [await queries.attempt_sums(None, "model"), await queries.latencies(None)]
+        read = [(await queries.turn("t"))["attempts"]]
+        kind = ""
+        if not db.is_sqlite:
+            async with db.engine.connect() as conn:
+                kind = (await conn.execute(text("SELECT data_type FROM information_schema.columns"
+                                                " WHERE table_name = 'turns' AND column_name = 'attempts'"
+                                                " AND table_schema = current_schema()"))).scalar_one()
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0010_postgres_search_vectors")
+        await db.migrate()
+        again = [await queries.attempt_sums(None, "model"), await queries.latencies(None),
+                 (await queries.turn("t"))["attempts"]]
+        await db.close()
+        return figures, read, again, kind
+
+    figures, read, again, kind = asyncio.run(scenario())
+    assert figures == [[{"key": "openai/a", "calls": 1, "errors": 0, "hits": 0, "misses": 1, "input_tokens": 7,
+                         "output_tokens": 3},
+                        {"key": "openai/b", "calls": 1, "errors": 1, "hits": 0, "misses": 0, "input_tokens": 0,
+                         "output_tokens": 0}],
+                       {"openai/a": [12.5]}]
+    assert read == [attempts] and again == [*figures, attempts]
+    assert kind == ("jsonb" if POSTGRES else "")
+
+
 def test_config_hides_passwords_inside_urls():
     from podium.services.config import masked
     from podium.settings import Settings

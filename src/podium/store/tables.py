@@ -7,6 +7,7 @@ module and add an Alembic revision for them.
 from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -66,7 +67,9 @@ turns = Table(
     Column("model_ms", Float, nullable=False, default=0.0),
     Column("tool_ms", Float, nullable=False, default=0.0),
     Column("context", JSON),
-    Column("attempts", JSON),
+    # The console's period figures unpack each turn's attempts in SQL; PostgreSQL keeps them
+    # parsed (migration 0011), where `json` would be parsed again on every read.
+    Column("attempts", JSON().with_variant(JSONB(), "postgresql")),
     Column("trace_id", String(32)),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_turns_session", "session_id", "created_at"),

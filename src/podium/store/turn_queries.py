@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Select, case, column, func, select, true
+from sqlalchemy import Select, case, column, func, select, true
 
 from podium.store.db import Database
 from podium.store.feedback import feedback
@@ -74,8 +74,8 @@ class TurnQueries:
     def _attempts(self, since_ms: int | None) -> tuple[Any, dict[str, Any]]:
         """Turns joined to their provider attempts (one row per element of `attempts`), and the
         attempt's fields as SQL expressions: the database unpacks the JSON, not Python."""
-        unpack = func.json_each if self.db.is_sqlite else func.json_array_elements
-        attempt = unpack(turns.c.attempts).table_valued(column("value", JSON)).alias("attempt")
+        unpack = func.json_each if self.db.is_sqlite else func.jsonb_array_elements
+        attempt = unpack(turns.c.attempts).table_valued(column("value", turns.c.attempts.type)).alias("attempt")
         value = attempt.c.value
         fields = {"model": func.coalesce(value["model"].as_string(), "unknown"), "ok": value["ok"].as_boolean(),
                   "ms": func.coalesce(value["ms"].as_float(), 0.0), "cache": value["cache"].as_string(),
