@@ -42,5 +42,5 @@ PG_VECTOR = "search_vector"
 
 
 def pg_document(column: str) -> str:
-    """The tsvector of a text column: the expression migration 0007 indexed."""
+    """The tsvector of a text column: what migration 0007 indexed and migration 0010 stores."""
     return f"to_tsvector('{PG_CONFIG}', {column})"

@@ -13,7 +13,8 @@ down_revision = "0006_epoch_ms_bigint"
 branch_labels = None
 depends_on = None
 
-# GIN indexes on the very expression the searches use (`fulltext.pg_document`).
+# GIN indexes on the very expression the searches used (`fulltext.pg_document`) until 0010
+# stored it as a column.
 INDEXED = {"messages": "content", "memory_notes": "content", "rag_chunks": "text"}
 
 

@@ -11,17 +11,17 @@ Revises: 0009_turns_by_time
 
 from alembic import op
 
+from podium.store.fulltext import pg_document
+
 revision = "0010_postgres_search_vectors"
 down_revision = "0009_turns_by_time"
 branch_labels = None
 depends_on = None
 
-# The tables and columns of migration 0007, and the expression its indexes were built on.
+# The tables and columns of migration 0007. The stored vector is the expression its indexes
+# were built on (`fulltext.pg_document`, which 0007 uses too), so a downgrade rebuilds them as
+# they were.
 SEARCHED = {"messages": "content", "memory_notes": "content", "rag_chunks": "text"}
-
-
-def _document(column: str) -> str:
-    return f"to_tsvector('simple', {column})"
 
 
 def upgrade() -> None:
@@ -29,7 +29,7 @@ def upgrade() -> None:
         return
     for table, column in SEARCHED.items():
         op.execute(f"ALTER TABLE {table} ADD COLUMN search_vector tsvector"
-                   f" GENERATED ALWAYS AS ({_document(column)}) STORED")
+                   f" GENERATED ALWAYS AS ({pg_document(column)}) STORED")
         op.execute(f"DROP INDEX ix_{table}_text_search")
         op.execute(f"CREATE INDEX ix_{table}_text_search ON {table} USING gin (search_vector)")
 
@@ -40,4 +40,4 @@ def downgrade() -> None:
     for table, column in SEARCHED.items():
         op.execute(f"DROP INDEX ix_{table}_text_search")
         op.execute(f"ALTER TABLE {table} DROP COLUMN search_vector")
-        op.execute(f"CREATE INDEX ix_{table}_text_search ON {table} USING gin ({_document(column)})")
+        op.execute(f"CREATE INDEX ix_{table}_text_search ON {table} USING gin ({pg_document(column)})")
