@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
 
 from podium import __version__, heap
 from podium.api import admin, chat, events, gateway, memory, observability, observatory, openai, operator, rag, runtime, triggers, work
 from podium.api._access import AccessGate
+from podium.api._dialect import routing_error
 from podium.api._limits import BodyLimit
 from podium.core import Core
 from podium.settings import Settings
@@ -45,7 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
             await core.stop()
             heap.thaw()
 
-    app = FastAPI(title="Podium", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="Podium", version=__version__, lifespan=lifespan,
+                  exception_handlers={HTTPException: routing_error})
     # The dialects' routes join the app's own list (their paths and tags are set where they are
     # declared, so the OpenAPI document is the same as with include_router). FastAPI >= 0.137
     # wraps each included router in a lazily matched layer that cost ~20 us of CPU per request

@@ -53,6 +53,11 @@ class SessionNotFound(NotFound):
     code = "SESSION_NOT_FOUND"
 
 
+class MethodNotAllowed(PodiumError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
 class RunTimeout(PodiumError):
     """The orchestration timeout passed before the run finished."""
 

@@ -14,38 +14,14 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from podium.api._dialect import CHAT, CONSOLE, GATEWAY, RUNTIME, WORK, Dialect
+from podium.api._dialect import dialect_for
 from podium.errors import Forbidden, PodiumError, RateLimited, Unauthorized
 from podium.services.access import current_principal
 
 HEALTH = frozenset({"/health", "/v1/health", "/api/health"})
-_GATEWAY = ("/v1/query", "/v1/stream", "/v1/triggers")
-_OPENAI = ("/v1/chat/completions", "/v1/models")
-_WORK = ("/api/tasks", "/api/sessions", "/api/projects")
 # Runtime routes that name an agent in the path without starting a run (runs are checked by
 # the conversation service): reading, deleting, its memory.
 _AGENT_PATH = re.compile(r"^/v1/(?:agents|memory)/([^/]+)")
-
-
-def _under(path: str, prefixes: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in prefixes)
-
-
-def dialect_for(path: str) -> Dialect:
-    """The dialect whose error shape a refusal at `path` takes."""
-    if _under(path, _OPENAI):
-        from podium.api.openai import OPENAI  # the openai dialect defines its own renderer
-
-        return OPENAI
-    if _under(path, _GATEWAY):
-        return GATEWAY
-    if path.startswith("/v1/"):
-        return RUNTIME
-    if _under(path, ("/chat", "/agents", "/health")):
-        return CHAT
-    if _under(path, _WORK) or path == "/":
-        return WORK
-    return CONSOLE
 
 
 def presented_token(scope: Scope) -> str | None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from podium.errors import BadRequest, PodiumError, Unprocessable
+from podium.errors import BadRequest, MethodNotAllowed, NotFound, PodiumError, Unprocessable
 
 ErrorBody = Callable[[PodiumError], dict[str, Any]]
 Model = TypeVar("Model", bound=BaseModel)
@@ -132,8 +132,61 @@ def detail_error(exc: PodiumError) -> dict[str, Any]:
     return {"detail": exc.message}
 
 
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "not_found_error", 405: "invalid_request_error", 408: "timeout",
+                 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+                 503: "service_unavailable"}
+
+
+def openai_error(exc: PodiumError) -> dict[str, Any]:
+    return {"error": {"message": exc.message, "type": _OPENAI_TYPES.get(exc.status, "server_error"),
+                      "param": None, "code": exc.code.lower()}}
+
+
 CHAT = Dialect("chat", coded_error)
 WORK = Dialect("work", plain_error)
 RUNTIME = Dialect("runtime", detail_error, validation=Unprocessable)
 GATEWAY = Dialect("gateway", plain_error)
 CONSOLE = Dialect("console", plain_error)
+OPENAI = Dialect("openai", openai_error)
+
+_GATEWAY = ("/v1/query", "/v1/stream", "/v1/triggers")
+_OPENAI = ("/v1/chat/completions", "/v1/models")
+_CHAT = ("/chat", "/agents", "/health")
+_WORK = ("/api/tasks", "/api/sessions", "/api/projects")
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def dialect_for(path: str) -> Dialect:
+    """The dialect a path belongs to, for errors raised before a dialect's route is reached
+    (the access gate's refusals, routing's 404 and 405)."""
+    if _under(path, _OPENAI):
+        return OPENAI
+    if _under(path, _GATEWAY):
+        return GATEWAY
+    if path.startswith("/v1/"):
+        return RUNTIME
+    if _under(path, _CHAT):
+        return CHAT
+    if _under(path, _WORK) or path == "/":
+        return WORK
+    return CONSOLE
+
+
+async def routing_error(request: Request, exc: Exception) -> Response:
+    """Routing's own 404 (no such path) and 405 (no such method), in the path's dialect: every
+    other error is raised inside a dialect's route and rendered there."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path[:200]
+    if exc.status_code == 404:
+        error: PodiumError = NotFound(f"no such path: {path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {path}")
+    else:
+        error = _from_http(exc)
+    response = dialect_for(request.url.path).error(error)
+    response.headers.update(exc.headers or {})  # 405's Allow: the methods the path takes
+    return response

@@ -15,23 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api import _sse
 from podium.api._deps import CoreDep
-from podium.api._dialect import Dialect
+from podium.api._dialect import OPENAI, openai_error
 from podium.errors import BadRequest, PodiumError
 from podium.ids import new_id
 from podium.runtime.events import Done, Failed, RunResult, TextDelta
 from podium.services.conversations import RunHandle
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 408: "timeout", 413: "invalid_request_error",
-          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
-
-
-def openai_error(exc: PodiumError) -> dict[str, Any]:
-    return {"error": {"message": exc.message, "type": _TYPES.get(exc.status, "server_error"),
-                      "param": None, "code": exc.code.lower()}}
-
-
-OPENAI = Dialect("openai", openai_error)
 router = OPENAI.router(prefix="/v1", tags=["openai"])
 
 
