@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from podium.api import _sse
 from podium.api._deps import CoreDep
 from podium.api._dialect import OPENAI, openai_error
-from podium.errors import BadRequest, PodiumError
+from podium.errors import BadRequest
 from podium.ids import new_id
 from podium.runtime.events import Done, Failed, RunResult, TextDelta
 from podium.services.conversations import RunHandle
