@@ -1,4 +1,5 @@
-"""The turn writer: concurrent turns share transactions, one bad turn fails alone, spans arrive."""
+"""The turn writer: concurrent turns share transactions, one bad turn fails alone, spans arrive;
+on SQLite its commits leave checkpoints to the database's checkpoint thread."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from podium.store.db import Database
 from podium.store.memory import MemoryStore
 from podium.store.traces import TraceStore
 from podium.store.turn_writer import TurnWriter
+from tests.conftest import ECHO, POSTGRES
 
 SLOW = {"name": "slow", "orchestration": {"pattern": "single"}, "memory": {"semantic": False},
         "model": {"provider": "scripted", "model": "slow", "script": [{"reply": "done", "delay_ms": 300}]}}
@@ -182,3 +184,25 @@ def test_json_past_orjsons_range_is_stored_all_the_same(podium, fake_upstream):
     [recorded] = server.http.get("/api/sessions/big/turns").json()["turns"]
     [call] = server.http.get(f"/api/turns/{recorded['id']}/tools").json()["tool_calls"]
     assert call["input"] == {"expression": "2+2", "n": huge}
+
+
+def test_the_checkpoint_thread_copies_commits_into_the_database_file(podium):
+    """Commits no longer checkpoint themselves (below SELF_CHECKPOINT_PAGES): the database file
+    grows only if the checkpoint thread copies their pages in."""
+    server = podium([{**ECHO, "memory": {"semantic": False}}])
+    if POSTGRES:  # nothing of ours to checkpoint there
+        assert server.http.get("/api/stats/capacity").json()["sqlite_checkpoints"] is None
+        return
+    database = server.root / "data" / "podium.db"
+    before = database.stat().st_size
+    for i in range(40):  # about 1,000 WAL pages
+        assert server.http.post("/v1/agents/echo/run", json={"query": f"{i} " + "words " * 400}).status_code == 200
+    copied = before + 40 * 2 * 2400  # each run's two messages, in the file itself
+    deadline = time.monotonic() + 10
+    while database.stat().st_size <= copied and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert database.stat().st_size > copied
+    assert server.http.get("/api/stats/capacity").json()["sqlite_checkpoints"]["checkpoints"] >= 1
+    reader = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    assert reader.execute("select count(*) from turns").fetchone() == (40,)
+

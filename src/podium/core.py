@@ -133,6 +133,7 @@ class Core:
         self.settings.workspace_dir.mkdir(parents=True, exist_ok=True)
         self.logs.start()
         await self.db.migrate()
+        self.db.start()
         await self.tracing.prune(self.settings.trace_retention_days)
         await self.agents.load(self.settings.agents_dir)
         await self.provider_keys.load()

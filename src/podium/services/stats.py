@@ -147,6 +147,7 @@ class StatsService:
             "last_hour": await self.turns.totals(now_ms() - 3_600_000),
             "response_cache_entries": self.core.response_cache.size,
             "turn_writer": self.core.writer.figures(),
+            "sqlite_checkpoints": self.core.db.figures(),
             "semantic_memory": self.core.memory.figures(),
             "heap": heap.figures(),
         }
