@@ -1,5 +1,6 @@
 """One error mechanism for every dialect: a route class that turns Podium errors (and
-FastAPI's validation errors) into the dialect's own error shape."""
+FastAPI's validation errors) into the dialect's own error shape, and, for errors raised before
+any route is reached, the dialect a path belongs to."""
 
 from __future__ import annotations
 
@@ -176,10 +177,9 @@ def dialect_for(path: str) -> Dialect:
     return CONSOLE
 
 
-async def routing_error(request: Request, exc: Exception) -> Response:
+async def routing_error(request: Request, exc: HTTPException) -> Response:
     """Routing's own 404 (no such path) and 405 (no such method), in the path's dialect: every
     other error is raised inside a dialect's route and rendered there."""
-    assert isinstance(exc, HTTPException)
     path = request.url.path[:200]
     if exc.status_code == 404:
         error: PodiumError = NotFound(f"no such path: {path}")
