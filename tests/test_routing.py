@@ -3,7 +3,7 @@ take (405) answer in the error shape of the dialect the path belongs to."""
 
 from __future__ import annotations
 
-ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
+from tests.conftest import ECHO
 
 
 def test_unknown_paths_and_methods_answer_in_their_dialects_shape(podium):

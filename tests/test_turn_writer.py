@@ -204,5 +204,8 @@ def test_the_checkpoint_thread_copies_commits_into_the_database_file(podium):
     assert database.stat().st_size > copied
     assert server.http.get("/api/stats/capacity").json()["sqlite_checkpoints"]["checkpoints"] >= 1
     reader = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    assert reader.execute("select count(*) from turns").fetchone() == (40,)
+    try:
+        assert reader.execute("select count(*) from turns").fetchone() == (40,)
+    finally:
+        reader.close()
 
