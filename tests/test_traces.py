@@ -306,3 +306,43 @@ def test_a_sample_ratio_traces_that_share_of_runs_and_a_callers_flag_decides_for
 def test_the_sample_ratio_is_a_share(tmp_path):
     with pytest.raises(ValidationError, match="trace_sample_ratio"):
         Settings(data_dir=tmp_path, trace_sample_ratio=1.5)
+
+
+def test_recorded_spans_keep_the_sdks_rules():
+    """Podium records spans itself (`RunTracer`); they behave as the SDK's do where a run relies
+    on it: the ratio sampler decides, a child joins its parent's trace, OK is a final status,
+    None values are dropped, an ended span takes no more writes and reaches processors once."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    from podium.runtime.tracing import Tracing
+
+    class Kept(SpanProcessor):
+        def __init__(self) -> None:
+            self.spans = []
+
+        def on_end(self, span) -> None:
+            self.spans.append(span)
+
+    kept = Kept()
+    tracing = Tracing(store=None, writer=None)
+    tracing.tracer.processors.append(kept)
+    with tracing.tracer.start_as_current_span("outer", attributes={"a": 1, "gone": None}) as outer:
+        with pytest.raises(ValueError):
+            with tracing.tracer.start_as_current_span("inner"):
+                raise ValueError("bad")
+        outer.set_status(Status(StatusCode.OK))
+        outer.set_status(Status(StatusCode.ERROR, "too late"))
+    outer.set_attribute("after", 2)
+    outer.end()
+    inner, done = kept.spans
+    assert done is outer and done.status.status_code is StatusCode.OK and dict(done.attributes) == {"a": 1}
+    assert inner.parent == outer.get_span_context() and inner.context.trace_id == outer.context.trace_id
+    assert inner.status.status_code is StatusCode.ERROR and inner.status.description == "ValueError: bad"
+    assert [e.name for e in inner.events] == ["exception"] and inner.events[0].attributes["exception.message"] == "bad"
+    assert inner.end_time >= inner.start_time > 0
+    never = Tracing(store=None, writer=None, sample_ratio=0)
+    span = never.tracer.start_span("dropped")
+    assert not span.is_recording() and not span.get_span_context().trace_flags.sampled
+    assert trace.get_current_span() is trace.INVALID_SPAN
