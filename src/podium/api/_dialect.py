@@ -1,6 +1,7 @@
 """One error mechanism for every dialect: a route class that turns Podium errors (and
 FastAPI's validation errors) into the dialect's own error shape, and, for errors raised before
-any route is reached, the dialect a path belongs to."""
+any route is reached, the dialect a path belongs to. Also the JSON response every dialect's
+routes answer with."""
 
 from __future__ import annotations
 
@@ -17,10 +18,19 @@ from starlette.requests import Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from podium import jsontext
 from podium.errors import BadRequest, MethodNotAllowed, NotFound, PodiumError, Unprocessable
 
 ErrorBody = Callable[[PodiumError], dict[str, Any]]
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class JSONText(JSONResponse):
+    """A JSON response written by `jsontext` (orjson): the standard library's encoder took 7 of
+    a run answer's 9 us. Its text is the same, but NaN is written as null, not refused."""
+
+    def render(self, content: Any) -> bytes:
+        return jsontext.dumps(content).encode()
 
 
 class Dialect:
@@ -31,11 +41,11 @@ class Dialect:
         self.body = body
         self.validation = validation
 
-    def error(self, exc: PodiumError) -> JSONResponse:
+    def error(self, exc: PodiumError) -> JSONText:
         headers = {}
         if exc.extra.get("retry_after") is not None:
             headers["Retry-After"] = str(max(1, round(float(exc.extra["retry_after"]))))
-        return JSONResponse(self.body(exc), status_code=exc.status, headers=headers)
+        return JSONText(self.body(exc), status_code=exc.status, headers=headers)
 
     def invalid(self, exc: RequestValidationError) -> PodiumError:
         return self.validation(describe_validation(exc.errors()))
@@ -61,7 +71,7 @@ class Dialect:
 
                 return guarded
 
-        return APIRouter(route_class=Route, **kwargs)
+        return APIRouter(route_class=Route, default_response_class=JSONText, **kwargs)
 
 
 def _direct(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | None:
@@ -78,7 +88,7 @@ def _direct(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | None:
 
     async def handler(request: Request) -> Response:
         result = await endpoint(**request.path_params, **{request_param: request})
-        return result if isinstance(result, Response) else JSONResponse(jsonable_encoder(result), status)
+        return result if isinstance(result, Response) else JSONText(jsonable_encoder(result), status)
 
     return handler
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, WebSocketDisconnect
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podium import __version__
 from podium.api._deps import CoreDep, WebSocket, core_of
-from podium.api._dialect import RUNTIME, body_schema, describe_validation, parse_body
+from podium.api._dialect import RUNTIME, JSONText, body_schema, describe_validation, parse_body
 from podium.errors import PodiumError
 from podium.runtime.agent import AgentSpec
 from podium.runtime.events import Done, Failed, RunResult, TextDelta, ToolCall, ToolResult, Waiting
@@ -87,7 +86,7 @@ async def run_agent(name: str, request: Request):
     body = await parse_body(request, RunRequest)
     handle = await core_of(request).conversations.start(name, body.query, body.session_id,
                                                         traceparent=request.headers.get("traceparent"))
-    return JSONResponse(run_body(await handle.result()))
+    return JSONText(run_body(await handle.result()))
 
 
 @router.get("/memory/{agent}/history/{session_id}")

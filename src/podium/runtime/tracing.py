@@ -43,8 +43,8 @@ def hex_trace_id(span: Span) -> str | None:
 
 
 def span_row(span: ReadableSpan) -> dict[str, Any]:
-    """One finished span as a row of the spans table."""
-    attributes = {k: _plain(v) for k, v in (span.attributes or {}).items()}
+    """One finished span as a row of the spans table (a tuple value is stored as a JSON list)."""
+    attributes = dict(span.attributes or {})
     start, end = (span.start_time or 0) / 1e6, (span.end_time or span.start_time or 0) / 1e6
     status = span.status.status_code
     return {
@@ -55,11 +55,6 @@ def span_row(span: ReadableSpan) -> dict[str, Any]:
         "attributes": attributes, "status": "ERROR" if status == StatusCode.ERROR else "OK",
         "agent": attributes.get("agent"), "session_id": attributes.get("session_id"),
     }
-
-
-def _plain(value: Any) -> Any:
-    # OTel keeps sequences as tuples; JSON wants lists.
-    return list(value) if isinstance(value, tuple) else value
 
 
 class TimeOrderedIdGenerator(IdGenerator):
