@@ -3,7 +3,7 @@
 Runs are instrumented through the API (`use_span`, the current span, W3C `traceparent`), and the
 SDK decides sampling and, when `otlp_endpoint` is configured, exports. The spans themselves are
 `RecordedSpan`s rather than the SDK's: its span validated every attribute under a lock and cost
-about 25 us, two per run (bench scenario 1: 8-10% more runs a second without it). Finished spans
+about 25 us, two per run (bench scenario 1: 8-11% more runs a second without it). Finished spans
 are buffered by `StoreSpanProcessor`; when a run ends `Tracing.submit` hands them to the turn
 writer, which stores them with the next batch of turns. Reads flush the writer first, so a run's
 trace is complete once the run has answered.
