@@ -342,6 +342,7 @@ def test_recorded_spans_keep_the_sdks_rules():
     assert inner.status.status_code is StatusCode.ERROR and inner.status.description == "ValueError: bad"
     assert [e.name for e in inner.events] == ["exception"] and inner.events[0].attributes["exception.message"] == "bad"
     assert inner.end_time >= inner.start_time > 0
+    assert tracing.tracer.start_span("given", start_time=123).start_time == 123
     never = Tracing(store=None, writer=None, sample_ratio=0)
     span = never.tracer.start_span("dropped")
     assert not span.is_recording() and not span.get_span_context().trace_flags.sampled

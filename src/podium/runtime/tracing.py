@@ -83,9 +83,11 @@ class RecordedSpan(ReadableSpan, Span):
     loop only, so unlike the SDK's span it takes no lock; values are kept as given, None dropped."""
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
-                 attributes: Mapping[str, Any] | None, links: Sequence[Link], tracer: RunTracer) -> None:
+                 attributes: Mapping[str, Any] | None, links: Sequence[Link], tracer: RunTracer,
+                 start_time: int | None = None) -> None:
         super().__init__(name, context, parent, tracer.resource, _present(attributes), [], links, kind,
-                         start_time=time.time_ns(), instrumentation_scope=tracer.scope, status=_UNSET)
+                         start_time=start_time or time.time_ns(), instrumentation_scope=tracer.scope,
+                         status=_UNSET)
         self._tracer = tracer
 
     def end(self, end_time: int | None = None) -> None:
@@ -165,10 +167,7 @@ class RunTracer(trace.Tracer):
                                    trace_state=sampling.trace_state)
         if not sampling.decision.is_recording():
             return trace.NonRecordingSpan(span_context)
-        span = RecordedSpan(name, span_context, parent, kind, attributes, links or (), self)
-        if start_time is not None:
-            span._start_time = start_time
-        return span
+        return RecordedSpan(name, span_context, parent, kind, attributes, links or (), self, start_time)
 
     @contextmanager
     def start_as_current_span(self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
