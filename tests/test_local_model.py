@@ -33,3 +33,19 @@ def test_shipped_orchestrator_streams_local_model_tokens(podium):
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[1]["content"] == "".join(texts)
     assert history[1]["agent"] == "orchestrator"
+
+
+@pytest.mark.slow
+def test_a_prompt_past_the_local_models_window_is_refused_before_generating(podium):
+    small = {"name": "small", "model": "local/smollm2-135m", "orchestration": {"pattern": "single"},
+             "memory": {"semantic": False}}
+    server = podium([small])
+    response = server.http.post("/v1/agents/small/run", json={"query": "word " * 9_000, "session_id": "big"},
+                                timeout=300)
+    assert response.status_code == 400, response.text
+    assert "exceeds the local model's context window of 8192" in response.json()["detail"]
+    [turn] = server.http.get("/api/sessions/big/turns").json()["turns"]
+    assert turn["status"] == "failed" and turn["output_tokens"] == 0
+    # A prompt that fits is still answered.
+    fits = server.http.post("/v1/agents/small/run", json={"query": "Say hi"}, timeout=300)
+    assert fits.status_code == 200 and fits.json()["response"].strip()

@@ -169,3 +169,19 @@ def test_capability_match_skips_candidates_without_tools(podium, upstreams):
     turn = attempts(server, "s")[0]
     assert turn[0] == {"model": "local/smollm2-135m", "ok": False, "strategy": "capability_match",
                        "skipped": "cannot call tools and the request offers tools"}
+
+
+def test_a_request_every_model_refuses_is_the_clients_400_and_one_that_fails_elsewhere_stays_503(podium, upstreams):
+    up1, up2 = upstreams
+    up1.script = [{"status": 400}, {"status": 400}]
+    up2.script = [{"status": 400}, {"status": 500}]
+    server = podium([agent("a", ref(up1), ref(up2))], FAST)
+    refused = ask(server, "s")
+    # Both candidates were asked (another model might have taken it), neither retried a 400.
+    assert refused.status_code == 400, refused.text
+    assert "refused by the model" in refused.json()["error"] and len(up1.requests) == len(up2.requests) == 1
+    unavailable = ask(server, "t")  # refused by the first, failed at the second: not the client's fault
+    assert unavailable.status_code == 503, unavailable.text
+    # Both runs are recorded as failed turns, each with both attempts.
+    assert [[e.get("ok") for e in turn if "ok" in e] for turn in attempts(server, "s") + attempts(server, "t")] == [
+        [False, False], [False, False]]

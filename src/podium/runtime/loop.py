@@ -16,13 +16,14 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from podium.errors import ProviderError, ProvidersUnavailable
+from podium.errors import BadRequest, ProviderError, ProvidersUnavailable
 from podium.runtime import prompts
 from podium.runtime.agent import AgentSpec, ModelConfig, ModelRef
 from podium.runtime.events import RunEvent, TextDelta, ToolCall, ToolCallRecord, ToolResult, Usage
 from podium.runtime.providers.base import ModelRequest, last_content
 from podium.runtime.providers.pool import ProviderPool
 from podium.runtime.response_cache import ResponseCache
+from podium.runtime.retry import is_refusal
 from podium.runtime.routing import ModelRouter
 from podium.runtime.tools.base import ToolContext, ToolRegistry
 
@@ -176,6 +177,7 @@ class AgentLoop:
                                 capable=lambda ref: self.providers.get(ref).supports_tools)
         state.attempts += plan.skipped
         failures = [f"{s['model']}: {s['skipped']}" for s in plan.skipped]
+        refusals = 0
         for ref, reason in plan.ranked:
             mark = len(state.attempts)
             try:
@@ -183,10 +185,14 @@ class AgentLoop:
                                               state.attempts.append)
             except ProviderError as exc:
                 failures.append(f"{ref.label}: {exc}")
+                refusals += is_refusal(exc)
             finally:
                 for entry in state.attempts[mark:]:
                     entry.setdefault("strategy", plan.strategy)
                     entry.setdefault("reason", reason)
+        if plan.ranked and refusals == len(plan.ranked):
+            # Every model that was asked answered that the request is wrong: the client's to fix.
+            raise BadRequest(f"the request was refused by the model: {failures[-1]}", hint="; ".join(failures))
         raise ProvidersUnavailable("all providers unavailable", hint="; ".join(failures),
                                    retry_after=self.router.retry_after(config))
 

@@ -17,6 +17,12 @@ def is_transient(exc: ProviderError) -> bool:
     return exc.status is None or exc.status == 429 or exc.status >= 500
 
 
+def is_refusal(exc: ProviderError) -> bool:
+    """An answer that the request itself is wrong (400, 413, 422): too long for the model's
+    context, say. Another model may still take it; the same one will not."""
+    return exc.status in (400, 413, 422)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff with an upper bound; `retries` is the count after the first try."""
