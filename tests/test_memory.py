@@ -64,6 +64,23 @@ def test_memories_from_other_sessions_reach_the_model(podium, fake_upstream):
     assert {"role": "user", "content": "I have a golden retriever called Max."} in sent[1:]
 
 
+def test_a_long_recalled_message_reaches_the_model_as_its_beginning(podium, fake_upstream):
+    from podium.services.memory import RECALLED_CHARS
+
+    # Any score recalls: what is asserted is how a recalled message is shown, not whether it matches.
+    server = podium([upstream_agent(fake_upstream.base_url)], config={"memory_recall_min_score": 0})
+    long = "I have a golden retriever called Max. " + "He loves long walks by the river. " * 300
+    run(server, "pal", long, "first")
+    assert server.http.get("/v1/memory/pal/semantic", params={"query": "dog"}).json()["results"]
+    run(server, "pal", "What breed is my dog?", "second")
+    system = fake_upstream.requests[-1]["messages"][0]["content"]
+    [line] = [x for x in system.splitlines() if "golden retriever called Max" in x]
+    assert line == "- " + long[:RECALLED_CHARS].rstrip() + "…"
+    # The stored message itself stays whole.
+    stored = server.http.get("/v1/memory/pal/semantic", params={"query": "dog"}).json()["results"]
+    assert [r["text"] for r in stored if r["metadata"]["session_id"] == "first"] == [long]
+
+
 def test_recall_reaches_past_the_sessions_own_closest_messages(podium, fake_upstream):
     server = podium([upstream_agent(fake_upstream.base_url)], config={"memory_recall_top_k": 1,
                                                                          "memory_recall_min_score": 0.2})

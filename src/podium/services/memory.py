@@ -37,6 +37,10 @@ from podium.store.conversations import ConversationStore, TurnRecord
 from podium.store.memory import MemoryStore
 
 log = logging.getLogger(__name__)
+# A recalled message goes into every later run that matches it; past this many characters only
+# its beginning does (MiniLM embeds about the first 256 word pieces: the part its vector matched).
+# Whole, one 3 MB message took a later run past the local model's window.
+RECALLED_CHARS = 1_000
 
 Pending = tuple[str, str, str, int, np.ndarray | None]  # agent, session_id, text, created_at, vector if known
 
@@ -185,7 +189,7 @@ class MemoryService:
         except PodiumError as exc:
             log.warning("semantic recall for %s failed: %s", spec.name, exc)
             return None
-        lines = [f"- {r['text']}" for r in found]
+        lines = [f"- {_excerpt(r['text'])}" for r in found]
         return "From earlier conversations with this user:\n" + "\n".join(lines) if lines else None
 
     async def after_run(self, state: RunState, record: TurnRecord) -> None:
@@ -321,3 +325,7 @@ def episode_body(run: dict[str, Any]) -> dict[str, Any]:
             "duration_ms": round(run["total_ms"] or 0, 2), "timestamp": iso(run["created_at"]),
             "tool_calls": [{"tool": c["tool"], "input": c["input"], "outcome": "error" if c["is_error"] else "ok",
                             "duration_ms": round(c["duration_ms"] or 0, 2)} for c in run["tool_calls"]]}
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= RECALLED_CHARS else text[:RECALLED_CHARS].rstrip() + "…"
