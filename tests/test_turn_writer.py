@@ -36,12 +36,12 @@ def test_a_bad_turn_fails_alone_and_spans_need_no_turn_to_carry_them(tmp_path):
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
         await db.migrate()
         conversations, traces = ConversationStore(db), TraceStore(db)
-        writer = TurnWriter(db, conversations, traces, span_delay=0.01)
+        writer = TurnWriter(db, conversations, traces, delay=0.01)
         # Queued together, so written as one batch; the duplicate turn id breaks that batch.
         outcomes = await asyncio.gather(writer.record(turn("turn_1", "s1")), writer.record(turn("turn_1", "s2")),
                                         writer.record(turn("turn_2", "s3")), return_exceptions=True)
         writer.add_spans([span("aaaaaaaaaaaaaaaa")])
-        await asyncio.sleep(0.3)  # no flush: the spans go alone after span_delay
+        await asyncio.sleep(0.3)  # no flush: the spans go alone after the delay
         stored = await traces.trace("t" * 32)
         history = [m["content"] for s in ("s1", "s2", "s3") for m in await conversations.history(s, limit=10)]
         figures = writer.figures()
@@ -209,3 +209,131 @@ def test_the_checkpoint_thread_copies_commits_into_the_database_file(podium):
     finally:
         reader.close()
 
+
+
+def _indexed(conn, word: str) -> list[int]:  # noqa: ANN001
+    # The full-text index itself, without the catching up that MemoryStore.search does first.
+    return [r[0] for r in conn.exec_driver_sql(
+        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid", (word,))]
+
+
+def _pending(conn) -> int:  # noqa: ANN001
+    return conn.exec_driver_sql("SELECT count(*) FROM messages_fts_pending").scalar()
+
+
+def test_a_turns_messages_are_indexed_after_its_commit_and_found_by_any_search_before(tmp_path):
+    """On SQLite a turn's commit leaves its messages pending (migration 0012); the writer indexes
+    them one delay later without being asked, and a search indexes whatever is pending first."""
+
+    async def scenario() -> dict:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'i.db'}")
+        await db.migrate()
+        conversations, notes = ConversationStore(db), MemoryStore(db)
+        writer = TurnWriter(db, conversations, TraceStore(db), delay=0.3)
+        seen: dict = {}
+        await writer.record(TurnRecord(turn_id="turn_1", session_id="s1", agent="a", user_message="aardvark one",
+                                       assistant_message="aardvark two", status="completed", model=None,
+                                       provider=None, input_tokens=1, output_tokens=1, total_ms=1.0,
+                                       model_ms=1.0, tool_ms=0.0, context=None))
+        seen["committed"] = await db.read(lambda c: (_indexed(c, "aardvark"), _pending(c)))
+        seen["searched"] = sorted(m["content"] for m in await notes.search("aardvark", limit=10))
+        seen["after search"] = await db.read(lambda c: (len(_indexed(c, "aardvark")), _pending(c)))
+        await writer.record(TurnRecord(turn_id="turn_2", session_id="s2", agent="a", user_message="bison",
+                                       assistant_message=None, status="failed", model=None, provider=None,
+                                       input_tokens=0, output_tokens=0, total_ms=1.0, model_ms=0.0, tool_ms=0.0,
+                                       context=None))
+        seen["second committed"] = await db.read(lambda c: (len(_indexed(c, "bison")), _pending(c)))
+        await asyncio.sleep(0.9)  # no search, no flush: the writer's own deferred batch
+        seen["later"] = await db.read(lambda c: (len(_indexed(c, "bison")), _pending(c)))
+        seen["figures"] = writer.figures()
+        await writer.close()
+        await db.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["committed"] == ([], 2)
+    assert seen["searched"] == ["aardvark one", "aardvark two"]
+    assert seen["after search"] == (2, 0)
+    assert seen["second committed"] == (0, 1)
+    assert seen["later"] == (1, 0)
+    assert seen["figures"]["batches"] == 3  # two turns, then the deferred indexing alone
+
+
+def test_messages_deleted_or_changed_before_or_after_indexing_leave_the_index_whole(tmp_path):
+    """The delete and update triggers touch the index only for messages it holds; once nothing
+    is pending, FTS5's own integrity check compares the index with the messages table."""
+
+    async def scenario() -> tuple[list, list]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+        await db.migrate()
+        conversations, notes = ConversationStore(db), MemoryStore(db)
+        for session, word in (("s1", "cobra"), ("s1", "cobra dingo"), ("s2", "cobra"), ("s2", "dingo")):
+            await conversations.append_message(session, "user", word, "a")
+        await notes.search("warmup", limit=1)  # indexes all four
+        for session, word in (("s1", "cobra emu"), ("s3", "cobra"), ("s3", "emu")):
+            await conversations.append_message(session, "user", word, "a")  # pending
+
+        def change(conn) -> None:  # noqa: ANN001
+            # One indexed and one pending message changed; one session's indexed and pending deleted.
+            conn.exec_driver_sql("UPDATE messages SET content = 'ferret' WHERE content = 'dingo'")
+            conn.exec_driver_sql("UPDATE messages SET content = 'ferret emu' WHERE content = 'emu'")
+
+        await db.write(change)
+        await conversations.clear_history("s1", "a")
+        words = {w: sorted(m["content"] for m in await notes.search(w, limit=10))
+                 for w in ("cobra", "dingo", "emu", "ferret")}
+
+        def check(conn) -> list:  # noqa: ANN001
+            conn.exec_driver_sql("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+            return [_pending(conn)]
+
+        checked = await db.write(check)
+        await db.close()
+        return list(words.items()), checked
+
+    words, checked = asyncio.run(scenario())
+    assert dict(words) == {"cobra": ["cobra", "cobra"], "dingo": [], "emu": ["ferret emu"],
+                           "ferret": ["ferret", "ferret emu"]}
+    assert checked == [0]
+
+
+def test_indexing_pending_messages_reads_the_pending_ones_not_every_message(tmp_path):
+    """The work of indexing two new messages must not grow with the messages already indexed:
+    counted in SQLite's virtual-machine steps (a plain JOIN made SQLite read every message)."""
+    from podium.store.fulltext import index_pending_messages
+
+    async def scenario() -> list[int]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+        await db.migrate()
+        steps = []
+        for old in (200, 4_000):
+            def write(conn, old=old) -> None:  # noqa: ANN001
+                conn.exec_driver_sql("INSERT OR IGNORE INTO sessions (id, status, started_at, last_activity)"
+                                     " VALUES ('s', 'running', 1, 1)")
+                conn.exec_driver_sql("INSERT INTO messages (session_id, role, content, created_at)"
+                                     " VALUES ('s', 'user', ?, 1)", [(f"old words {i}",) for i in range(old)])
+                index_pending_messages(conn)
+                conn.exec_driver_sql("INSERT INTO messages (session_id, role, content, created_at)"
+                                     " VALUES ('s', 'user', 'new words', 1), ('s', 'assistant', 'more', 1)")
+
+            def count(conn) -> int:  # noqa: ANN001
+                counted = [0]
+
+                def step() -> int:
+                    counted[0] += 1
+                    return 0
+                raw = conn.connection.dbapi_connection
+                raw.set_progress_handler(step, 1)
+                try:
+                    assert index_pending_messages(conn) == 2
+                finally:
+                    raw.set_progress_handler(None, 1)
+                return counted[0]
+
+            await db.write(write)
+            steps.append(await db.write(count))
+        await db.close()
+        return steps
+
+    few, many = asyncio.run(scenario())
+    assert few > 0 and many < 3 * few, (few, many)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
 from podium.store.db import Database, insert_for
-from podium.store.fulltext import PG_CONFIG, PG_VECTOR, fts_match, keywords, pg_tsquery
+from podium.store.fulltext import PG_CONFIG, PG_VECTOR, fts_match, index_pending_messages, keywords, pg_tsquery
 from podium.store.knowledge import vectors_from
 from podium.store.tables import messages, metadata, tool_calls, turns
 
@@ -193,6 +193,9 @@ class MemoryStore:
             "  FROM memory_notes_fts WHERE memory_notes_fts MATCH :match ORDER BY rank LIMIT :limit) AS g"
             " JOIN memory_notes n ON n.id = g.rowid"
             ") ORDER BY rank LIMIT :limit")
+        # Messages reach the index in batches (migration 0012): what is still pending goes in
+        # first, so that every message written before this search can be found.
+        await self.db.write(index_pending_messages)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(sql, {"match": match, "limit": limit})).all()
         return [dict(r._mapping) for r in rows]

@@ -1,11 +1,15 @@
-"""The turn writer: group commit of recorded turns and finished spans.
+"""The turn writer: group commit of recorded turns, and of what may follow them later.
 
 Every run ends with a turn to record and a few spans to keep. Written one transaction each,
 concurrent runs queue behind SQLite's single writer and pay a commit apiece; here, whatever
 arrives while a transaction is running shares the next one. A turn's `record` still returns
 only once its transaction has committed, so nothing a client was told about can be lost.
-Spans are telemetry: they ride with the next turn (or go alone after `span_delay`), and every
-read of the spans table `flush`es first, so a trace is complete by the time anyone asks.
+
+Two things stay out of the commit a run waits for, since each costs it pages: spans, which are
+telemetry, and on SQLite the full-text indexing of the turn's messages (migration 0012). Both
+go in one transaction at most `delay` later, or with the first turn batch after that. Every read
+of the spans table `flush`es first, and a search indexes what is pending before it reads, so
+neither a trace nor a search ever misses what was written before it was asked for.
 """
 
 from __future__ import annotations
@@ -19,20 +23,26 @@ from sqlalchemy import Connection
 
 from podium.store.conversations import ConversationStore, TurnRecord
 from podium.store.db import Database
+from podium.store.fulltext import index_pending_messages
 from podium.store.traces import TraceStore
 
 log = logging.getLogger(__name__)
+
+
+# Messages indexed in one deferred transaction at most: a backlog goes in steps, so that no
+# turn waits long behind it.
+INDEX_STEP = 2_000
 
 
 class TurnWriter:
     """Queues turns and spans and writes each batch in one transaction, one batch at a time."""
 
     def __init__(self, db: Database, conversations: ConversationStore, traces: TraceStore, *,
-                 span_delay: float = 0.05, max_spans: int = 10_000) -> None:
+                 delay: float = 0.05, max_spans: int = 10_000) -> None:
         self.db = db
         self.conversations = conversations
         self.traces = traces
-        self.span_delay = span_delay
+        self.delay = delay
         self.max_spans = max_spans
         self.dropped_spans = 0
         self.batches = 0
@@ -41,6 +51,7 @@ class TurnWriter:
         self._spans: list[dict[str, Any]] = []
         self._barriers: list[asyncio.Future[None]] = []
         self._urgent = asyncio.Event()
+        self._later: float | None = None  # when spans and indexing are due (the loop's clock)
         self._task: asyncio.Task[None] | None = None
 
     async def record(self, record: TurnRecord) -> None:
@@ -58,6 +69,7 @@ class TurnWriter:
             rows = rows[:max(room, 0)]
         if rows:
             self._spans.extend(rows)
+            self._defer()
             self._wake(urgent=False)
 
     async def flush(self) -> None:
@@ -73,6 +85,10 @@ class TurnWriter:
     def _running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def _defer(self) -> None:
+        if self._later is None:
+            self._later = asyncio.get_running_loop().time() + self.delay
+
     def _wake(self, urgent: bool) -> None:
         if urgent:
             self._urgent.set()
@@ -82,54 +98,66 @@ class TurnWriter:
     async def _drain(self) -> None:
         # Runs while there is work and ends when the queues are empty; `_wake` starts it again.
         # No await separates the emptiness check from the return, so nothing is left behind.
-        while self._turns or self._spans or self._barriers:
-            if not self._urgent.is_set():
-                # Spans alone wait a moment for a turn to carry them: one commit, not two.
+        loop = asyncio.get_running_loop()
+        while self._turns or self._barriers or self._later is not None:
+            if not self._urgent.is_set() and self._later is not None:
                 try:
-                    async with asyncio.timeout(self.span_delay):
+                    async with asyncio.timeout_at(self._later):
                         await self._urgent.wait()
                 except TimeoutError:
                     pass
             self._urgent.clear()
             turns, self._turns = self._turns, []
-            spans, self._spans = self._spans, []
             barriers, self._barriers = self._barriers, []
-            await self._write(turns, spans)
+            later = bool(barriers) or (self._later is not None and loop.time() >= self._later)
+            spans: list[dict[str, Any]] = []
+            if later:
+                spans, self._spans, self._later = self._spans, [], None
+            await self._write(turns, spans, later)
             for barrier in barriers:
                 if not barrier.done():
                     barrier.set_result(None)
 
     async def _write(self, turns: list[tuple[TurnRecord, asyncio.Future[None]]],
-                     spans: list[dict[str, Any]]) -> None:
-        if not turns and not spans:  # a flush behind a batch that already carried everything
+                     spans: list[dict[str, Any]], later: bool) -> None:
+        if not (turns or later):  # a flush behind a batch that already carried everything
             return
         self.batches += 1
         try:
-            await self.db.write(partial(self._write_batch, [record for record, _ in turns], spans))
+            backlog = await self.db.write(partial(self._write_batch, [record for record, _ in turns], spans, later))
         except Exception as exc:
-            if len(turns) == 1 and not spans:
+            if len(turns) == 1 and not later:
                 _settle(turns[0][1], exc)
                 return
-            # One bad record must not fail the others: each turn again, alone; spans are let go.
-            if spans:
-                log.exception("could not store %d spans", len(spans))
+            # One bad record must not fail the others: each turn again, alone. Spans are let go;
+            # pending messages stay pending, for the next deferred batch or search to index.
+            if later:
+                log.exception("could not store %d spans or index pending messages", len(spans))
             for record, done in turns:
                 try:
-                    await self.db.write(partial(self._write_batch, [record], []))
+                    await self.db.write(partial(self._write_batch, [record], [], False))
                 except Exception as alone:
                     _settle(done, alone)
                 else:
                     self.turns_written += 1
+                    self._defer()
                     _settle(done, None)
             return
+        if backlog:
+            self._defer()
         self.turns_written += len(turns)
         for _, done in turns:
             _settle(done, None)
 
-    def _write_batch(self, turns: list[TurnRecord], spans: list[dict[str, Any]], conn: Connection) -> None:
+    def _write_batch(self, turns: list[TurnRecord], spans: list[dict[str, Any]], later: bool,
+                     conn: Connection) -> bool:
+        """One transaction; True when messages are left to index by a later one."""
         if turns:
             self.conversations.write_turns(conn, turns)
+        if not later:
+            return bool(turns)
         self.traces.write(conn, spans)
+        return index_pending_messages(conn, INDEX_STEP) == INDEX_STEP
 
     def figures(self) -> dict[str, int]:
         """Transactions written, turns they carried, spans dropped for want of room."""
