@@ -229,7 +229,7 @@ def test_a_turns_messages_are_indexed_after_its_commit_and_found_by_any_search_b
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'i.db'}")
         await db.migrate()
         conversations, notes = ConversationStore(db), MemoryStore(db)
-        writer = TurnWriter(db, conversations, TraceStore(db), delay=0.3)
+        writer = TurnWriter(db, conversations, TraceStore(db), delay=1.0)  # far longer than the steps below
         seen: dict = {}
         await writer.record(TurnRecord(turn_id="turn_1", session_id="s1", agent="a", user_message="aardvark one",
                                        assistant_message="aardvark two", status="completed", model=None,
@@ -243,7 +243,7 @@ def test_a_turns_messages_are_indexed_after_its_commit_and_found_by_any_search_b
                                        input_tokens=0, output_tokens=0, total_ms=1.0, model_ms=0.0, tool_ms=0.0,
                                        context=None))
         seen["second committed"] = await db.read(lambda c: (len(_indexed(c, "bison")), _pending(c)))
-        await asyncio.sleep(0.9)  # no search, no flush: the writer's own deferred batch
+        await asyncio.sleep(2.0)  # no search, no flush: the writer's own deferred batch
         seen["later"] = await db.read(lambda c: (len(_indexed(c, "bison")), _pending(c)))
         seen["figures"] = writer.figures()
         await writer.close()

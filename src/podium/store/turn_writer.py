@@ -120,7 +120,7 @@ class TurnWriter:
 
     async def _write(self, turns: list[tuple[TurnRecord, asyncio.Future[None]]],
                      spans: list[dict[str, Any]], later: bool) -> None:
-        if not (turns or later):  # a flush behind a batch that already carried everything
+        if not (turns or later):  # woken for turns that the batch before already took
             return
         self.batches += 1
         try:
