@@ -57,6 +57,33 @@ def test_a_bad_turn_fails_alone_and_spans_need_no_turn_to_carry_them(tmp_path):
     assert figures == {"batches": 2, "turns": 2, "dropped_spans": 0}
 
 
+
+def test_a_bad_turn_in_a_batch_with_the_deferred_work_fails_alone_and_its_messages_are_still_found(tmp_path, caplog):
+    """A flush makes the spans and the indexing go with the turns queued beside it; when that
+    batch fails, the good turns are written alone and their messages are indexed later."""
+
+    async def scenario() -> tuple[list, list, list]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+        await db.migrate()
+        conversations, traces = ConversationStore(db), TraceStore(db)
+        writer = TurnWriter(db, conversations, traces, delay=10.0)
+        writer.add_spans([span("bbbbbbbbbbbbbbbb")])
+        outcomes = await asyncio.gather(writer.record(turn("turn_1", "s1")), writer.record(turn("turn_1", "s2")),
+                                        writer.flush(), return_exceptions=True)
+        stored = await traces.trace("t" * 32)
+        found = sorted(m["session_id"] for m in await MemoryStore(db).search("hello", limit=10))
+        await writer.close()
+        await db.close()
+        return outcomes, stored, found
+
+    outcomes, stored, found = asyncio.run(scenario())
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], Exception) and "UNIQUE" in str(outcomes[1])
+    assert stored == []  # the failed batch's spans are let go, and said so
+    assert "a batch of 2 turns, 1 spans and the pending index failed" in caplog.text
+    assert found == ["s1"]
+
+
 def test_concurrent_runs_share_commits_and_keep_every_turn(podium):
     server = podium([SLOW])
     count = 24

@@ -132,7 +132,8 @@ class TurnWriter:
             # One bad record must not fail the others: each turn again, alone. Spans are let go;
             # pending messages stay pending, for the next deferred batch or search to index.
             if later:
-                log.exception("could not store %d spans or index pending messages", len(spans))
+                log.exception("a batch of %d turns, %d spans and the pending index failed; its turns go alone",
+                              len(turns), len(spans))
             for record, done in turns:
                 try:
                     await self.db.write(partial(self._write_batch, [record], [], False))
