@@ -59,6 +59,17 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) a process has used: all of it (ended threads included), and
+    its main thread's share."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(stat: str) -> float:
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+    return used(f"/proc/{pid}/stat"), used(f"/proc/{pid}/task/{pid}/stat")
+
+
 def median(values: list[float | None]) -> float:
     """The median of the figures present (a measurement in which nothing succeeded has None)."""
     present = [v for v in values if v is not None]

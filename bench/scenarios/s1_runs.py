@@ -3,7 +3,7 @@ at several concurrencies, then Podium's and the relay's memory over many runs.""
 
 from __future__ import annotations
 
-from harness import (DURATION, REPEAT, WARMUP, Profile, Section, fmt, knob, load, median, start_podium,
+from harness import (DURATION, REPEAT, WARMUP, Profile, Section, cpu_s, fmt, knob, load, median, start_podium,
                      start_relay, start_upstream, upstream_agent)
 
 CONCURRENCY = [int(c) for c in knob("CONCURRENCY", "1,16,64").split(",")]
@@ -53,6 +53,35 @@ def row(label: object, f: dict, rps: float, p50: float, p99: float, errors: int)
     """A table row: Podium's figures beside the relay's of the same concurrency."""
     return [label, fmt(f["relay_rps"], 0), fmt(rps, 0), fmt(rps / f["relay_rps"], 2), fmt(f["relay_p50_ms"], 2),
             fmt(p50, 2), fmt(p50 - f["relay_p50_ms"], 2), fmt(f["relay_p99_ms"], 2), fmt(p99, 2), errors]
+
+
+def cpu_split(upstream, relay, podium, section: Section) -> None:  # noqa: ANN001
+    """Where each request's CPU goes, by process: the server (its main thread, and its other
+    threads together), the upstream and the load generator, for each server at each concurrency."""
+    lines = ["| concurrency | server | req/s | server: main thread | server: other threads | upstream | "
+             "load generator | all | all, relay / podium | req/s, podium / relay |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in CONCURRENCY:
+        total, rps = {}, {}
+        for name, server in (("relay", relay), ("podium", podium)):
+            before, up_before = cpu_s(server.pid), cpu_s(upstream.pid)[0]
+            out = load("http", server.url + PATH, BODY, concurrency=c, duration=DURATION, warmup=0)
+            after, up_after = cpu_s(server.pid), cpu_s(upstream.pid)[0]
+            n = max(out["requests"] + out["errors"], 1)
+            us = [1e6 * x / n for x in (after[1] - before[1], (after[0] - before[0]) - (after[1] - before[1]),
+                                        up_after - up_before, out["cpu_s"])]
+            total[name], rps[name] = sum(us), out["rps"]
+            ratios = (f"{total['relay'] / total['podium']:.2f} | {rps['podium'] / rps['relay']:.2f}"
+                      if name == "podium" else " | ")
+            lines.append(f"| {c} | {name} | {out['rps']:,.0f} | " + " | ".join(f"{x:,.0f}" for x in us)
+                         + f" | {total[name]:,.0f} | {ratios} |")
+    section.notes.append(
+        "CPU per request in microseconds (user + system, from /proc; the load generator's from its own "
+        f"process time), one {DURATION:g} s run per row:\n\n" + "\n".join(lines) + "\n\n"
+        "Every process shares the same cores. Where they are all busy (c=16 and c=64 on 2 cores), the "
+        "throughput ratio (the last column) stays close to the one before it: the CPU a relayed request takes in "
+        "every process, against a Podium one's. At c=1 a request's steps run one after another, so their times add up to its "
+        "latency; Podium's other threads there are mostly the commit that a run waits for.")
 
 
 def memory(relay, podium, section: Section) -> None:  # noqa: ANN001
@@ -110,6 +139,7 @@ def run() -> Section:
                 load("http", podium.url + PATH, BODY, concurrency=16, duration=DURATION, warmup=0)
             section.notes.append("Profile of Podium at c=16 (bench/profiles/s1_run_c16.txt):\n\n```\n"
                                  + profile.summary() + "\n```")
+            cpu_split(upstream, relay, podium, section)
         memory(relay, podium, section)
         semantic_memory(upstream, figures, section)
     return section
