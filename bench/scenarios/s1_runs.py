@@ -79,9 +79,10 @@ def cpu_split(upstream, relay, podium, section: Section) -> None:  # noqa: ANN00
         "CPU per request in microseconds (user + system, from /proc; the load generator's from its own "
         f"process time), one {DURATION:g} s run per row:\n\n" + "\n".join(lines) + "\n\n"
         "Every process shares the same cores. Where they are all busy (c=16 and c=64 on 2 cores), the "
-        "throughput ratio (the last column) stays close to the one before it: the CPU a relayed request takes in "
-        "every process, against a Podium one's. At c=1 a request's steps run one after another, so their times add up to its "
-        "latency; Podium's other threads there are mostly the commit that a run waits for.")
+        "throughput ratio (the last column) stays close to the one before it: the CPU a relayed request "
+        "takes in every process, against a Podium one's. At c=1 a request's steps run one after another, "
+        "so their times add up to its latency; Podium's other threads there are mostly the commit that a "
+        "run waits for.")
 
 
 def memory(relay, podium, section: Section) -> None:  # noqa: ANN001
