@@ -68,7 +68,10 @@ def cpu_split(upstream, relay, podium, section: Section) -> None:  # noqa: ANN00
             out = load("http", server.url + PATH, BODY, concurrency=c, duration=DURATION, warmup=0)
             after, up_after = cpu_s(server.pid), cpu_s(upstream.pid)[0]
             n = max(out["requests"] + out["errors"], 1)
-            us = [1e6 * x / n for x in (after[1] - before[1], (after[0] - before[0]) - (after[1] - before[1]),
+            main = after[1] - before[1]
+            # The process and its main thread are read in clock ticks apiece: their difference can
+            # come out a tick below zero for a server with no other busy thread.
+            us = [1e6 * x / n for x in (main, max((after[0] - before[0]) - main, 0.0),
                                         up_after - up_before, out["cpu_s"])]
             total[name], rps[name] = sum(us), out["rps"]
             ratios = (f"{total['relay'] / total['podium']:.2f} | {rps['podium'] / rps['relay']:.2f}"
