@@ -57,7 +57,6 @@ def test_a_bad_turn_fails_alone_and_spans_need_no_turn_to_carry_them(tmp_path):
     assert figures == {"batches": 2, "turns": 2, "dropped_spans": 0}
 
 
-
 def test_a_bad_turn_in_a_batch_with_the_deferred_work_fails_alone_and_its_messages_are_still_found(tmp_path, caplog):
     """A flush makes the spans and the indexing go with the turns queued beside it; when that
     batch fails, the good turns are written alone and their messages are indexed later."""
@@ -235,7 +234,6 @@ def test_the_checkpoint_thread_copies_commits_into_the_database_file(podium):
         assert reader.execute("select count(*) from turns").fetchone() == (40,)
     finally:
         reader.close()
-
 
 
 def _indexed(conn, word: str) -> list[int]:  # noqa: ANN001

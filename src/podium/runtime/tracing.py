@@ -5,8 +5,8 @@ SDK decides sampling and, when `otlp_endpoint` is configured, exports. The spans
 `RecordedSpan`s rather than the SDK's: its span validated every attribute under a lock and cost
 about 25 us, two per run (bench scenario 1: 8-11% more runs a second without it). Finished spans
 are buffered by `StoreSpanProcessor`; when a run ends `Tracing.submit` hands them to the turn
-writer, which stores them with the next batch of turns. Reads flush the writer first, so a run's
-trace is complete once the run has answered.
+writer, which stores them at most its `delay` later, outside the commit a run waits for. Reads
+flush the writer first, so a run's trace is complete once the run has answered.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ class Tracing:
                                       attributes={"agent": agent, "session_id": session_id})
 
     def submit(self) -> None:
-        """Hand the spans finished so far to the writer (stored with its next batch)."""
+        """Hand the spans finished so far to the writer (stored with its deferred work)."""
         self.writer.add_spans(self.processor.take())
 
     async def flush(self) -> None:
@@ -296,4 +296,4 @@ class Tracing:
     async def shutdown(self) -> None:
         await self.flush()
         for processor in self.tracer.processors:
-            processor.shutdown()  # the OTLP exporter's sends what it still holds
+            processor.shutdown()  # the OTLP exporter sends what it still holds
