@@ -56,13 +56,15 @@ def row(label: object, f: dict, rps: float, p50: float, p99: float, errors: int)
 
 
 def cpu_split(upstream, relay, podium, section: Section) -> None:  # noqa: ANN001
-    """Where each request's CPU goes, by process: the server (its main thread, and its other
-    threads together), the upstream and the load generator, for each server at each concurrency."""
-    lines = ["| concurrency | server | req/s | server: main thread | server: other threads | upstream | "
-             "load generator | all | all, relay / podium | req/s, podium / relay |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """Where each request's CPU goes, by process: the server (its main thread, with the share of a
+    core it kept busy, and its other threads together), the upstream and the load generator, for
+    each server at each concurrency."""
+    lines = ["| concurrency | server | req/s | server: main thread | main thread, share of a core | "
+             "server: other threads | upstream | load generator | all | main thread, relay / podium | "
+             "all, relay / podium | req/s, podium / relay |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in CONCURRENCY:
-        total, rps = {}, {}
+        main_us, total, rps = {}, {}, {}
         for name, server in (("relay", relay), ("podium", podium)):
             before, up_before = cpu_s(server.pid), cpu_s(upstream.pid)[0]
             out = load("http", server.url + PATH, BODY, concurrency=c, duration=DURATION, warmup=0)
@@ -73,19 +75,21 @@ def cpu_split(upstream, relay, podium, section: Section) -> None:  # noqa: ANN00
             # come out a tick below zero for a server with no other busy thread.
             us = [1e6 * x / n for x in (main, max((after[0] - before[0]) - main, 0.0),
                                         up_after - up_before, out["cpu_s"])]
-            total[name], rps[name] = sum(us), out["rps"]
-            ratios = (f"{total['relay'] / total['podium']:.2f} | {rps['podium'] / rps['relay']:.2f}"
-                      if name == "podium" else " | ")
-            lines.append(f"| {c} | {name} | {out['rps']:,.0f} | " + " | ".join(f"{x:,.0f}" for x in us)
-                         + f" | {total[name]:,.0f} | {ratios} |")
+            main_us[name], total[name], rps[name] = us[0], sum(us), out["rps"]
+            busy = f"{main_us[name] * rps[name] / 1e6:.0%}"
+            ratios = (f"{main_us['relay'] / main_us['podium']:.2f} | {total['relay'] / total['podium']:.2f} | "
+                      f"{rps['podium'] / rps['relay']:.2f}" if name == "podium" else " | | ")
+            lines.append(f"| {c} | {name} | {out['rps']:,.0f} | {us[0]:,.0f} | {busy} | "
+                         + " | ".join(f"{x:,.0f}" for x in us[1:]) + f" | {total[name]:,.0f} | {ratios} |")
     section.notes.append(
         "CPU per request in microseconds (user + system, from /proc; the load generator's from its own "
         f"process time), one {DURATION:g} s run per row:\n\n" + "\n".join(lines) + "\n\n"
-        "Every process shares the same cores. Where they are all busy (c=16 and c=64 on 2 cores), the "
-        "throughput ratio (the last column) stays close to the one before it: the CPU a relayed request "
-        "takes in every process, against a Podium one's. At c=1 a request's steps run one after another, "
-        "so their times add up to its latency; Podium's other threads there are mostly the commit that a "
-        "run waits for.")
+        "Every process shares the same 2 cores. Where they are all busy (c=16 and c=64), a server's "
+        "event-loop thread is its busiest (its share of a core is the fifth column), and it runs the steps "
+        "of its requests one at a time; with the GIL, the Python parts of its other threads wait for it "
+        "too. So compare the throughput ratio (the last column) with both CPU ratios before it: the main "
+        "threads' and every process's. At c=1 a request's steps run one after another, so their times "
+        "add up to its latency; Podium's other threads there are mostly the commit that a run waits for.")
 
 
 def memory(relay, podium, section: Section) -> None:  # noqa: ANN001
