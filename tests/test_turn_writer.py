@@ -83,6 +83,29 @@ def test_a_bad_turn_in_a_batch_with_the_deferred_work_fails_alone_and_its_messag
     assert found == ["s1"]
 
 
+def test_turns_alone_leave_later_work_only_where_messages_wait_to_be_indexed(tmp_path):
+    """With no spans queued, the deferred transaction exists only for SQLite's full-text index:
+    on PostgreSQL, which indexes in the commit, two turns are two transactions and no more."""
+    from tests.conftest import fresh_postgres_database
+
+    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"
+
+    async def scenario() -> dict:
+        db = Database(url)
+        await db.migrate()
+        writer = TurnWriter(db, ConversationStore(db), TraceStore(db), delay=1.0)  # far longer than two turns
+        await writer.record(turn("turn_1", "s1"))
+        await writer.record(turn("turn_2", "s2"))
+        await asyncio.sleep(1.5)  # past the delay: a deferred transaction, if any, is written by now
+        figures = writer.figures()
+        await writer.close()
+        await db.close()
+        return figures
+
+    figures = asyncio.run(scenario())
+    assert figures == {"batches": 2 if POSTGRES else 3, "turns": 2, "dropped_spans": 0}
+
+
 def test_concurrent_runs_share_commits_and_keep_every_turn(podium):
     server = podium([SLOW])
     count = 24

@@ -44,6 +44,9 @@ class TurnWriter:
         self.traces = traces
         self.delay = delay
         self.max_spans = max_spans
+        # Only SQLite's messages wait for a deferred batch to be indexed (migration 0012); on
+        # PostgreSQL the commit indexes them, and turns alone leave nothing for later.
+        self._index_later = db.is_sqlite
         self.dropped_spans = 0
         self.batches = 0
         self.turns_written = 0
@@ -141,7 +144,8 @@ class TurnWriter:
                     _settle(done, alone)
                 else:
                     self.turns_written += 1
-                    self._defer()
+                    if self._index_later:
+                        self._defer()
                     _settle(done, None)
             return
         if backlog:
@@ -156,7 +160,7 @@ class TurnWriter:
         if turns:
             self.conversations.write_turns(conn, turns)
         if not later:
-            return bool(turns)
+            return bool(turns) and self._index_later
         self.traces.write(conn, spans)
         return index_pending_messages(conn, INDEX_STEP) == INDEX_STEP
 
