@@ -126,6 +126,12 @@ def fresh_postgres_database(server: str) -> str:
     return f"{server}/{name}"
 
 
+def database_url(tmp_path: Path, name: str) -> str:
+    """The backend under test for a store-level test: a fresh PostgreSQL database when
+    PODIUM_TEST_POSTGRES is set, else the SQLite file `name` in tmp_path."""
+    return fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / name}"
+
+
 @pytest.fixture
 def podium(tmp_path: Path) -> Iterator[Callable[..., Podium]]:
     started: list[Podium] = []

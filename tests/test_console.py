@@ -251,9 +251,9 @@ def test_attempts_stored_before_jsonb_are_summed_and_read_back_the_same_after_it
 
     from podium.store.db import Database, alembic_config
     from podium.store.turn_queries import TurnQueries
-    from tests.conftest import POSTGRES, fresh_postgres_database
+    from tests.conftest import POSTGRES, database_url
 
-    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'j.db'}"
+    url = database_url(tmp_path, "j.db")
     attempts = [{"model": "openai/a", "ok": True, "ms": 12.5, "input_tokens": 7, "output_tokens": 3, "cache": "miss"},
                 {"model": "openai/b", "ok": False, "ms": 2.0, "error": "refused", "big": 2**70},
                 {"model": "openai/c", "skipped": "breaker open"}]

@@ -193,9 +193,9 @@ def test_text_written_before_the_stored_search_vectors_is_found_after_them(tmp_p
 
     from podium.store.db import Database, alembic_config
     from podium.store.memory import MemoryStore
-    from tests.conftest import POSTGRES, fresh_postgres_database
+    from tests.conftest import POSTGRES, database_url
 
-    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'v.db'}"
+    url = database_url(tmp_path, "v.db")
 
     async def found(store: MemoryStore) -> list[tuple[str, str]]:
         return sorted((r["source"], r["snippet"]) for r in await store.search("okapi", limit=10))

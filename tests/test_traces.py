@@ -189,9 +189,9 @@ def test_spans_are_keyed_within_their_trace_and_the_migration_to_that_key_keeps_
 
     from podium.store.db import Database, alembic_config
     from podium.store.traces import TraceStore
-    from tests.conftest import POSTGRES, fresh_postgres_database
+    from tests.conftest import database_url
 
-    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
+    url = database_url(tmp_path, "k.db")
 
     def row(trace: str, span_id: str, start: float) -> dict:
         return {"trace_id": trace * 32, "span_id": span_id, "parent_id": None, "name": "agent.run",

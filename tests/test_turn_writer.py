@@ -13,7 +13,7 @@ from podium.store.db import Database
 from podium.store.memory import MemoryStore
 from podium.store.traces import TraceStore
 from podium.store.turn_writer import TurnWriter
-from tests.conftest import ECHO, POSTGRES
+from tests.conftest import ECHO, POSTGRES, database_url
 
 SLOW = {"name": "slow", "orchestration": {"pattern": "single"}, "memory": {"semantic": False},
         "model": {"provider": "scripted", "model": "slow", "script": [{"reply": "done", "delay_ms": 300}]}}
@@ -86,9 +86,7 @@ def test_a_bad_turn_in_a_batch_with_the_deferred_work_fails_alone_and_its_messag
 def test_turns_alone_leave_later_work_only_where_messages_wait_to_be_indexed(tmp_path):
     """With no spans queued, the deferred transaction exists only for SQLite's full-text index:
     on PostgreSQL, which indexes in the commit, two turns are two transactions and no more."""
-    from tests.conftest import fresh_postgres_database
-
-    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"
+    url = database_url(tmp_path, "l.db")
 
     async def scenario() -> dict:
         db = Database(url)
@@ -130,11 +128,10 @@ def test_driver_inserts_store_what_sqlalchemy_would(tmp_path):
     columns encoded (None as JSON null), literals of the statement filled in, on both backends."""
     from sqlalchemy import insert, select
 
-    from tests.conftest import POSTGRES, fresh_postgres_database
     from podium.store.db import DriverInsert
     from podium.store.tables import sessions, tool_calls, turns
 
-    url = fresh_postgres_database(POSTGRES) if POSTGRES else f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+    url = database_url(tmp_path, "d.db")
 
     def record(turn_id: str, session: str) -> TurnRecord:
         return TurnRecord(turn_id=turn_id, session_id=session, agent="a", user_message="hi", assistant_message=None,
