@@ -31,29 +31,41 @@ class BadRequest(PodiumError):
 
 
 class Unauthorized(PodiumError):
+    """No valid token was presented where access tokens are configured."""
+
     status = 401
     code = "UNAUTHORIZED"
 
 
 class Forbidden(PodiumError):
+    """The token is valid, but the agent it asks for is not among those it may use."""
+
     status = 403
     code = "FORBIDDEN"
 
 
 class NotFound(PodiumError):
+    """The path or the thing it names does not exist."""
+
     status = 404
     code = "NOT_FOUND"
 
 
 class AgentNotFound(NotFound):
+    """No agent of that name is defined."""
+
     code = "AGENT_NOT_FOUND"
 
 
 class SessionNotFound(NotFound):
+    """No session of that id exists."""
+
     code = "SESSION_NOT_FOUND"
 
 
 class MethodNotAllowed(PodiumError):
+    """The path exists, but not with this HTTP method."""
+
     status = 405
     code = "METHOD_NOT_ALLOWED"
 
@@ -66,26 +78,36 @@ class RunTimeout(PodiumError):
 
 
 class Conflict(PodiumError):
+    """The request clashes with what exists: a name already taken, a session already being worked."""
+
     status = 409
     code = "CONFLICT"
 
 
 class PayloadTooLarge(PodiumError):
+    """The request body is over the configured `max_body_bytes`."""
+
     status = 413
     code = "PAYLOAD_TOO_LARGE"
 
 
 class Unprocessable(PodiumError):
+    """The request is well-formed, but its values cannot be acted on."""
+
     status = 422
     code = "UNPROCESSABLE"
 
 
 class RateLimited(PodiumError):
+    """Too many requests from this address; `retry_after` says when to try again."""
+
     status = 429
     code = "RATE_LIMITED"
 
 
 class BudgetExceeded(RateLimited):
+    """The agent has spent its budget of tokens or cost for this session or this day (UTC)."""
+
     code = "BUDGET_EXCEEDED"
 
 

@@ -54,6 +54,8 @@ class Dialect:
         dialect = self
 
         class Route(APIRoute):
+            """FastAPI's route, with every error it meets rendered in this dialect's shape."""
+
             def get_route_handler(self) -> Callable[[Request], Any]:
                 handler = _direct(self) or super().get_route_handler()
 

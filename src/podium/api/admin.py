@@ -11,12 +11,16 @@ router = CONSOLE.router(prefix="/api", tags=["console"])
 
 
 class KeyRequest(BaseModel):
+    """A provider's API key, stored encrypted."""
+
     model_config = ConfigDict(strict=True, extra="forbid")
 
     key: str = Field(min_length=1, max_length=4096, description="The provider's API key; never returned.")
 
 
 class Decision(BaseModel):
+    """An approval's decision, with an optional reason."""
+
     model_config = ConfigDict(strict=True, extra="forbid")
 
     reason: str | None = Field(None, max_length=2000)

@@ -16,6 +16,8 @@ router = CHAT.router(tags=["chat"])
 
 
 class ChatRequest(BaseModel):
+    """A chat message in a session, answered as a stream unless `stream` is false."""
+
     model_config = ConfigDict(strict=True, extra="ignore")
 
     message: str = Field(min_length=1)

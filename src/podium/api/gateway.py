@@ -14,6 +14,8 @@ router = GATEWAY.router(prefix="/v1", tags=["gateway"])
 
 
 class QueryRequest(BaseModel):
+    """A query for an agent (the default one unless named), in a named session."""
+
     model_config = ConfigDict(strict=True, extra="ignore")
 
     prompt: str = Field(min_length=1)

@@ -14,6 +14,8 @@ router = FEEDBACK.router(prefix="/api", tags=["console"])
 
 
 class Grade(BaseModel):
+    """A turn's grade from 1 to 5, with an optional comment."""
+
     model_config = ConfigDict(strict=True, extra="forbid")
 
     grade: int = Field(ge=1, le=5)

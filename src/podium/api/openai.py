@@ -25,6 +25,8 @@ router = OPENAI.router(prefix="/v1", tags=["openai"])
 
 
 class Message(BaseModel):
+    """One message of an OpenAI chat conversation; content as text or as parts."""
+
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant", "tool", "developer"]
@@ -32,6 +34,8 @@ class Message(BaseModel):
 
 
 class CompletionRequest(BaseModel):
+    """An OpenAI chat completion request: `model` names a Podium agent."""
+
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1)

@@ -16,6 +16,8 @@ router = RUNTIME.router(prefix="/v1", tags=["runtime"])
 
 
 class Document(BaseModel):
+    """One document to ingest: its text and metadata kept with each chunk."""
+
     model_config = ConfigDict(extra="forbid")
 
     text: str
@@ -23,6 +25,8 @@ class Document(BaseModel):
 
 
 class IngestRequest(BaseModel):
+    """Documents to chunk, embed and store in a collection."""
+
     model_config = ConfigDict(extra="forbid")
 
     collection: str = Field(min_length=1, max_length=128)
@@ -32,6 +36,8 @@ class IngestRequest(BaseModel):
 
 
 class QueryRequest(BaseModel):
+    """A search of a collection: the chunks nearest in meaning to `query`."""
+
     model_config = ConfigDict(extra="forbid")
 
     collection: str = Field(min_length=1, max_length=128)

@@ -18,6 +18,8 @@ router = RUNTIME.router(prefix="/v1", tags=["runtime"])
 
 
 class RunRequest(BaseModel):
+    """A run: the user's query, in a session (a new one when none is named)."""
+
     model_config = ConfigDict(strict=True, extra="ignore")
 
     query: str = Field(min_length=1)
@@ -26,6 +28,8 @@ class RunRequest(BaseModel):
 
 
 class ToolRequest(BaseModel):
+    """One tool called directly, outside any run."""
+
     model_config = ConfigDict(strict=True, extra="forbid")
 
     tool: str = Field(min_length=1)

@@ -13,6 +13,8 @@ router = GATEWAY.router(prefix="/v1", tags=["gateway"])
 
 
 class TriggerRequest(BaseModel):
+    """A trigger: the agent to run and the input it is given."""
+
     model_config = ConfigDict(strict=True, extra="ignore")
 
     target_agent: str = Field(min_length=1, max_length=64)
