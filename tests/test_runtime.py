@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from starlette.routing import Match
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from podium.app import RUN_PATHS, create_app
@@ -122,14 +124,38 @@ def test_agent_websocket_streams_run(podium):
             messages.append(json.loads(ws.recv(timeout=10)))
         ws.send(json.dumps({"query": 5}))
         invalid = json.loads(ws.recv(timeout=10))
+        ws.send("{}")
+        missing = json.loads(ws.recv(timeout=10))
     types = [m["type"] for m in messages]
     assert types[0] == "tool_call" and types[1] == "tool_result" and types[-1] == "done"
     assert messages[0] == {"type": "tool_call", "tool": "calculator", "input": {"expression": "2+3"}}
     assert "".join(m["content"] for m in messages if m["type"] == "token").startswith("It is")
     assert messages[-1]["usage"]["total_tokens"] > 0 and messages[-1]["session_id"] == "w1"
-    assert invalid["type"] == "error"
+    # The field is named, as on the HTTP route (it was once taken for the query string: "body").
+    assert invalid == {"type": "error", "message": "query: Input should be a valid string"}
+    assert missing == {"type": "error", "message": "missing field: query"}
     history = server.http.get("/v1/memory/calc/history/w1").json()["messages"]
     assert [m["role"] for m in history] == ["user", "assistant"]
+
+
+def test_agent_websocket_takes_json_in_binary_frames_and_closes_on_anything_else(podium):
+    server = podium([ECHO])
+    with connect(f"{server.ws_url}/v1/ws/agent/echo?session_id=b1") as ws:
+        ws.send(json.dumps({"query": "in bytes"}).encode())
+        messages = [json.loads(ws.recv(timeout=10))]
+        while messages[-1]["type"] not in ("done", "error"):
+            messages.append(json.loads(ws.recv(timeout=10)))
+    assert messages[-1]["type"] == "done" and messages[-1]["session_id"] == "b1"
+    for frame in (b"\xff\xfe not utf-8", "not json"):
+        with connect(f"{server.ws_url}/v1/ws/agent/echo") as ws:
+            ws.send(frame)
+            refusal = json.loads(ws.recv(timeout=10))
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert refusal == {"type": "error", "message": "messages must be JSON objects"}
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003, frame
+    history = server.http.get("/v1/memory/echo/history/b1").json()["messages"]
+    assert [m["content"] for m in history if m["role"] == "user"] == ["in bytes"]
 
 
 def test_agent_websocket_unknown_agent_reports_error(podium):

@@ -101,7 +101,13 @@ async def parse_body(request: Request, model: type[Model]) -> Model:
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+        raise RequestValidationError(in_body(exc)) from None
+
+
+def in_body(exc: ValidationError) -> list[dict[str, Any]]:
+    """A model's errors located under `body`, as FastAPI locates a request body's: without it,
+    `describe_validation` would take a field named `query` for the query string."""
+    return [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request, WebSocketDisconnect
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podium import __version__
 from podium.api._deps import CoreDep, WebSocket, core_of
-from podium.api._dialect import RUNTIME, JSONText, body_schema, describe_validation, parse_body
+from podium.api._dialect import RUNTIME, JSONText, body_schema, describe_validation, in_body, parse_body
 from podium.errors import PodiumError
 from podium.runtime.agent import AgentSpec
 from podium.runtime.events import Done, Failed, RunResult, TextDelta, ToolCall, ToolResult, Waiting
@@ -134,14 +135,19 @@ async def agent_socket(websocket: WebSocket, name: str, core: CoreDep):
     default_parent = websocket.headers.get("traceparent")
     try:
         while True:
-            data = await websocket.receive_json()
+            try:
+                data = await _receive_json(websocket)
+            except ValueError:  # not JSON, or bytes that are not UTF-8
+                await websocket.send_json({"type": "error", "message": "messages must be JSON objects"})
+                await websocket.close(code=1003)
+                return
             try:
                 request = RunRequest.model_validate({"session_id": default_session, **data}
                                                     if isinstance(data, dict) else data)
                 handle = await core.conversations.start(name, request.query, request.session_id,
                                                         traceparent=request.traceparent or default_parent)
             except ValidationError as exc:
-                await websocket.send_json({"type": "error", "message": describe_validation(exc.errors())})
+                await websocket.send_json({"type": "error", "message": describe_validation(in_body(exc))})
                 continue
             except PodiumError as exc:
                 await websocket.send_json({"type": "error", "message": exc.message, "code": exc.code})
@@ -152,9 +158,16 @@ async def agent_socket(websocket: WebSocket, name: str, core: CoreDep):
                     await websocket.send_json(message)
     except WebSocketDisconnect:
         return
-    except ValueError:  # not JSON
-        await websocket.send_json({"type": "error", "message": "messages must be JSON objects"})
-        await websocket.close(code=1003)
+
+
+async def _receive_json(websocket: WebSocket) -> Any:
+    """The next message's JSON, from a text frame or a binary one (some clients send JSON as
+    bytes; Starlette's `receive_json` reads one kind only, and failed on the other)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return json.loads(text if text is not None else (message.get("bytes") or b"").decode())
 
 
 def ws_message(event: Any) -> dict[str, Any] | None:
