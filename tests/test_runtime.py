@@ -11,6 +11,7 @@ from websockets.sync.client import connect
 
 from podium.app import RUN_PATHS, create_app
 from podium.settings import Settings
+from tests.conftest import POSTGRES
 
 ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
 CALC = {"name": "calc", "description": "Does sums", "tools": ["calculator"], "model": {
@@ -173,6 +174,22 @@ def test_one_session_across_dialects(podium):
     server.http.post("/v1/query", json={"prompt": "from gateway", "agent": "echo", "session": "x1"})
     contents = [m["content"] for m in server.http.get("/chat/x1").json()["messages"] if m["role"] == "user"]
     assert contents == ["from chat", "from runtime", "from gateway"]
+
+
+def test_a_nul_character_in_text_is_recorded_on_either_backend(podium):
+    # PostgreSQL's text cannot hold U+0000 (SQLite's can): there it was a 500 and a turn lost.
+    server = podium([ECHO])
+    run = server.http.post("/v1/agents/echo/run", json={"query": "a\u0000b", "session_id": "n\u00001"})
+    assert run.status_code == 200 and run.json()["response"] == "a\u0000b"
+    chat = server.http.post("/chat", json={"message": "c\u0000d", "sessionId": "n\u00001", "stream": False})
+    assert chat.status_code == 200
+    kept = "\ufffd" if POSTGRES else "\u0000"
+    history = server.http.get("/chat/n%001").json()["messages"]
+    assert [m["content"] for m in history if m["role"] == "user"] == [f"a{kept}b", f"c{kept}d"]
+    turns = server.http.get("/api/sessions/n%001/turns").json()["turns"]
+    assert [t["session_id"] for t in turns] == [f"n{kept}1"] * 2
+    found = server.http.get("/api/memory/search", params={"q": "c\u0000d"}).json()["results"]
+    assert [r["content"] for r in found if r["role"] == "user"] == [f"c{kept}d"]
 
 
 def test_body_over_limit_is_413_in_each_dialect_shape(podium):

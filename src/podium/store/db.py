@@ -44,6 +44,23 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
+def _postgres_text(dbapi_connection, _record) -> None:  # noqa: ANN001
+    # PostgreSQL's text cannot hold U+0000, which SQLite's can and JSON strings may carry: one in
+    # a message, a session id or a tool's output failed its whole statement (a 500, a turn not
+    # recorded). Every text value bound on the way in has it replaced by U+FFFD instead.
+    dbapi_connection.run_async(_text_without_nul)
+
+
+async def _text_without_nul(connection: Any) -> None:
+    for name in ("text", "varchar"):
+        await connection.set_type_codec(name, schema="pg_catalog", format="text",
+                                        encoder=_without_nul, decoder=str)
+
+
+def _without_nul(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
+
+
 class Database:
     """Owns the engine; created in the app's lifespan and passed to every store."""
 
@@ -65,6 +82,8 @@ class Database:
                 hint="for PostgreSQL: pip install -e '.[postgres]' (asyncpg)") from exc
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        elif self.engine.dialect.driver == "asyncpg":
+            event.listen(self.engine.sync_engine, "connect", _postgres_text)
         # A SQLite file gets threads with plain sqlite3 connections: a transaction there is
         # one thread hop, where aiosqlite makes about three per statement. One writer (SQLite
         # has one), two readers (WAL lets them read beside it).
