@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from tests.conftest import database_url
 from tests.loopback import podium_process
 
 ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
@@ -45,7 +46,9 @@ def _server_errors(operation: Any, mode: GenerationMode) -> list[str]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    with podium_process(tmp_path, [ECHO], {**CONFIG, "default_agent": "echo"}) as url:
+    # On the backend of the run: PostgreSQL refuses input that SQLite takes (a NUL character).
+    config = {**CONFIG, "default_agent": "echo", "database_url": database_url(tmp_path, "podium.db")}
+    with podium_process(tmp_path, [ECHO], config) as url:
         yield url
 
 
