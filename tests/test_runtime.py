@@ -192,6 +192,22 @@ def test_a_nul_character_in_text_is_recorded_on_either_backend(podium):
     assert [r["content"] for r in found if r["role"] == "user"] == [f"c{kept}d"]
 
 
+def test_a_tool_name_of_any_length_from_the_model_is_recorded(podium):
+    # PostgreSQL refuses a varchar over its length (SQLite does not): a 300-character tool name
+    # from the model once failed the turn's transaction there (migration 0013).
+    name = "t" * 300
+    agent = {"name": "wordy", "tools": ["calculator"], "orchestration": {"pattern": "react"}, "model": {
+        "provider": "scripted", "model": "m" * 300, "script": [
+            {"tool_call": {"name": name, "arguments": {}}}, {"reply": "done"}]}}
+    server = podium([agent])
+    run = server.http.post("/v1/agents/wordy/run", json={"query": "go", "session_id": "w300"})
+    assert run.status_code == 200 and run.json()["tool_calls"][0]["tool"] == name
+    turn = server.http.get("/api/sessions/w300/turns").json()["turns"][0]
+    assert turn["model"] == "scripted/" + "m" * 300
+    calls = server.http.get(f"/api/turns/{turn['id']}/tools").json()
+    assert [c["tool"] for c in calls["tool_calls"]] == [name]
+
+
 def test_body_over_limit_is_413_in_each_dialect_shape(podium):
     http = podium([ECHO]).http
     big = b"x" * (10 * 1024 * 1024 + 1)

@@ -16,9 +16,9 @@ approvals = Table(
     Column("id", String(40), primary_key=True),
     Column("session_id", String(200), nullable=False),
     Column("agent", String(64), nullable=False),
-    Column("tool", String(128), nullable=False),
+    Column("tool", Text, nullable=False),  # the model's words (migration 0013)
     Column("input", JSON),
-    Column("call_id", String(128)),
+    Column("call_id", Text),
     # pending -> approved | denied | expired (the run that waited is gone)
     Column("status", String(16), nullable=False),
     Column("reason", Text),

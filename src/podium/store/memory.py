@@ -41,7 +41,7 @@ memory_notes = Table(
     Column("agent", String(64)),
     Column("session_id", String(200)),
     Column("kind", String(16), nullable=False),  # working (session note) | fact (has a category)
-    Column("category", String(64)),
+    Column("category", Text),  # a model may name it (the remember tool; migration 0013)
     Column("content", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_memory_notes_session", "session_id", "id"),

@@ -56,7 +56,7 @@ turns = Table(
     Column("id", String(40), primary_key=True),
     Column("session_id", String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     Column("agent", String(64), nullable=False),
-    Column("model", String(200)),
+    Column("model", Text),  # unbounded: an agent's configuration names it (migration 0013)
     Column("provider", String(64)),
     Column("status", String(16), nullable=False),
     Column("error", Text),
@@ -82,10 +82,10 @@ tool_calls = Table(
     "tool_calls",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("call_id", String(128)),
+    Column("call_id", Text),  # the model's words, as is the tool name (migration 0013)
     Column("turn_id", String(40), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False),
     Column("session_id", String(200), nullable=False),
-    Column("tool", String(128), nullable=False),
+    Column("tool", Text, nullable=False),
     Column("input", JSON),
     Column("output", Text),
     Column("is_error", Integer, nullable=False, default=0),
