@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 
 import pytest
 from starlette.routing import Match
@@ -206,6 +208,26 @@ def test_a_tool_name_of_any_length_from_the_model_is_recorded(podium):
     assert turn["model"] == "scripted/" + "m" * 300
     calls = server.http.get(f"/api/turns/{turn['id']}/tools").json()
     assert [c["tool"] for c in calls["tool_calls"]] == [name]
+
+
+def test_a_client_gone_before_its_body_ended_leaves_no_traceback(podium):
+    server = podium([ECHO])
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as client:
+            client.sendall(b"POST /v1/agents/echo/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 100\r\n\r\n{\"query\": ")
+            client.shutdown(socket.SHUT_WR)  # the server reads the end of the stream mid-body
+            client.settimeout(10)
+            while client.recv(65536):
+                pass
+        assert server.http.get("/v1/health").status_code == 200  # the server has handled it
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert [r.getMessage() for r in errors] == []
 
 
 def test_body_over_limit_is_413_in_each_dialect_shape(podium):
