@@ -118,13 +118,19 @@ def test_tools_routes(podium):
     assert http.post("/v1/tools/execute", json={"tool": "calculator", "input": {"x": 1}}).status_code == 422
 
 
+def _until_end(ws) -> list[dict]:  # noqa: ANN001
+    """A run's messages on the agent WebSocket, through its `done` or `error`."""
+    messages = [json.loads(ws.recv(timeout=10))]
+    while messages[-1]["type"] not in ("done", "error"):
+        messages.append(json.loads(ws.recv(timeout=10)))
+    return messages
+
+
 def test_agent_websocket_streams_run(podium):
     server = podium([CALC, ECHO])
     with connect(f"{server.ws_url}/v1/ws/agent/calc?session_id=w1") as ws:
         ws.send(json.dumps({"query": "add"}))
-        messages = []
-        while not messages or messages[-1]["type"] not in ("done", "error"):
-            messages.append(json.loads(ws.recv(timeout=10)))
+        messages = _until_end(ws)
         ws.send(json.dumps({"query": 5}))
         invalid = json.loads(ws.recv(timeout=10))
         ws.send("{}")
@@ -145,9 +151,7 @@ def test_agent_websocket_takes_json_in_binary_frames_and_closes_on_anything_else
     server = podium([ECHO])
     with connect(f"{server.ws_url}/v1/ws/agent/echo?session_id=b1") as ws:
         ws.send(json.dumps({"query": "in bytes"}).encode())
-        messages = [json.loads(ws.recv(timeout=10))]
-        while messages[-1]["type"] not in ("done", "error"):
-            messages.append(json.loads(ws.recv(timeout=10)))
+        messages = _until_end(ws)
     assert messages[-1]["type"] == "done" and messages[-1]["session_id"] == "b1"
     for frame in (b"\xff\xfe not utf-8", "not json"):
         with connect(f"{server.ws_url}/v1/ws/agent/echo") as ws:
