@@ -118,6 +118,40 @@ def test_a_recalled_message_is_stored_with_the_vector_its_recall_computed(podium
     assert top["score"] > 0.9  # the stored vector is the message's own
 
 
+
+def test_memories_stored_together_keep_their_own_ids(tmp_path):
+    """A batch of memories is one multi-row INSERT through the database's writer: each row's id
+    comes back in the order given, since the vector cache pairs ids with vectors by position."""
+    import asyncio
+
+    import numpy as np
+
+    from podium.store.db import Database
+    from podium.store.memory import MemoryStore
+    from tests.conftest import database_url
+
+    texts = [f"memory number {i}" for i in range(5)]
+    url = database_url(tmp_path, "m.db")
+
+    async def scenario() -> tuple[list[int], dict, tuple]:
+        db = Database(url)
+        await db.migrate()
+        store = MemoryStore(db)
+        vectors = np.eye(5, 384, dtype=np.float32)  # row i is the unit vector i
+        ids = await store.add_semantic([{"agent": "pal", "session_id": f"s{i}", "text": t, "created_at": i}
+                                        for i, t in enumerate(texts)], vectors, "test")
+        rows = await store.semantic_rows(ids)
+        matrix = await store.semantic_matrix("pal", "test", 384)
+        await db.close()
+        return ids, rows, matrix
+
+    ids, rows, (matrix_ids, sessions, vectors) = asyncio.run(scenario())
+    assert len(set(ids)) == 5
+    assert [rows[i]["text"] for i in ids] == texts and [rows[i]["session_id"] for i in ids] == [f"s{i}" for i in range(5)]
+    order = {int(i): row for row, i in enumerate(matrix_ids)}
+    assert [int(np.argmax(vectors[order[i]])) for i in ids] == list(range(5))  # each id kept its own vector
+    assert [sessions[order[i]] for i in ids] == [f"s{i}" for i in range(5)]
+
 REMEMBER = {"name": "keeper", "tools": ["remember"], "orchestration": {"pattern": "react"},
             "model": {"provider": "scripted", "model": "keeper", "script": [
                 {"tool_call": {"name": "remember", "arguments": {"content": "User prefers metric units",

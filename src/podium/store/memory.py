@@ -68,13 +68,13 @@ class MemoryStore:
     # -- semantic memory ----------------------------------------------------------------
 
     async def add_semantic(self, rows: list[dict[str, Any]], vectors: np.ndarray, embedder: str) -> list[int]:
-        ids = []
-        async with self.db.engine.begin() as conn:
-            for row, vector in zip(rows, np.ascontiguousarray(vectors, dtype=np.float32), strict=True):
-                result = await conn.execute(memory_semantic.insert().values(
-                    **row, embedder=embedder, vector=vector.tobytes()))
-                ids.append(result.inserted_primary_key[0])
-        return ids
+        """Store memories; their ids, in the order of `rows`. Written by the database's writer
+        (on a SQLite file, the thread that writes turns): a second writing connection had
+        waited for SQLite's write lock behind every turn batch."""
+        values = [{**row, "embedder": embedder, "vector": vector.tobytes()}
+                  for row, vector in zip(rows, np.ascontiguousarray(vectors, dtype=np.float32), strict=True)]
+        statement = memory_semantic.insert().returning(memory_semantic.c.id, sort_by_parameter_order=True)
+        return await self.db.write(lambda conn: list(conn.execute(statement, values).scalars()))
 
     async def semantic_matrix(self, agent: str, embedder: str,
                               dimension: int) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -82,23 +82,20 @@ class MemoryStore:
         query = (select(memory_semantic.c.id, memory_semantic.c.session_id, memory_semantic.c.vector)
                  .where(memory_semantic.c.agent == agent, memory_semantic.c.embedder == embedder)
                  .order_by(memory_semantic.c.id))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, [r[1] for r in rows], vectors_from([r[2] for r in rows], dimension)
 
     async def semantic_rows(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         query = select(memory_semantic.c.id, memory_semantic.c.text, memory_semantic.c.session_id,
                        memory_semantic.c.created_at).where(memory_semantic.c.id.in_(ids))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return {r.id: dict(r._mapping) for r in rows}
 
     async def has_other_sessions(self, agent: str, session_id: str) -> bool:
         query = select(memory_semantic.c.id).where(
             memory_semantic.c.agent == agent, memory_semantic.c.session_id != session_id).limit(1)
-        async with self.db.engine.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+        return await self.db.read(lambda conn: conn.execute(query).first()) is not None
 
     # -- notes and facts ----------------------------------------------------------------
 
