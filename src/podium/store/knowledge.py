@@ -74,8 +74,8 @@ class KnowledgeStore:
         self.db = db
 
     async def get_collection(self, name: str) -> dict[str, Any] | None:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(rag_collections).where(rag_collections.c.name == name))).first()
+        query = select(rag_collections).where(rag_collections.c.name == name)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return dict(row._mapping) if row else None
 
     async def add(self, name: str, embedder: str, dimension: int, documents: int,
@@ -101,15 +101,13 @@ class KnowledgeStore:
         """Every chunk id of a collection and its vectors, in id order."""
         query = (select(rag_chunks.c.id, rag_chunks.c.vector)
                  .where(rag_chunks.c.collection == name).order_by(rag_chunks.c.id))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, vectors_from([r[1] for r in rows], dimension)
 
     async def chunks(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         query = select(rag_chunks.c.id, rag_chunks.c.text, rag_chunks.c.meta).where(rag_chunks.c.id.in_(ids))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return {r.id: {"text": r.text, "metadata": r.meta or {}} for r in rows}
 
     async def keyword_ranks(self, name: str, words: list[str], limit: int) -> list[int]:
@@ -126,8 +124,7 @@ class KnowledgeStore:
                          "ORDER BY bm25(rag_chunks_fts) LIMIT :limit")
             params = {"match": fts_match(words)}
         try:
-            async with self.db.engine.connect() as conn:
-                rows = (await conn.execute(query, {**params, "name": name, "limit": limit})).all()
+            rows = await self.db.read(lambda conn: conn.execute(query, {**params, "name": name, "limit": limit}).all())
         except OperationalError:  # an SQLite without FTS5 (see migration 0003): vectors alone
             return []
         return [r[0] for r in rows]
