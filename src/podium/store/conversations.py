@@ -68,8 +68,8 @@ class ConversationStore:
         self._recent = {False: recent, True: recent.where(messages.c.agent == bindparam("agent"))}
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        query = select(sessions).where(sessions.c.id == session_id)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return dict(row._mapping) if row else None
 
     async def history(self, session_id: str, limit: int, agent: str | None = None) -> list[dict[str, Any]]:
