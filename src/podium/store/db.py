@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from podium import jsontext
-from podium.errors import DatabaseUnavailable
+from podium.errors import DatabaseUnavailable, PodiumError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Pages (4 KiB) of WAL past which a commit checkpoints by itself (SQLite's default is 1,000).
@@ -181,6 +181,8 @@ class _Threads:
                 return work(conn)
             finally:
                 conn.rollback()  # a read ends here: no snapshot is held between calls
+        except PodiumError:
+            raise  # the work's own refusal (not found, conflict): rolled back, the connection is sound
         except BaseException:
             # Whatever state a failure left the connection in, the next call starts afresh.
             self._local.conn = None

@@ -3,7 +3,9 @@ task-session relation. Work sessions are rows of the shared `sessions` table.
 
 Each mutating method is one transaction: it checks what must exist, writes, and reads back
 every record whose change the service will announce, so nothing is half-written and the
-announced state is the committed one.
+announced state is the committed one. Each is a synchronous function of a connection, run by
+the database's writer (reads: its readers), as a turn batch is: on a SQLite file that is one
+thread hop a request and no second writing connection waiting for SQLite's lock.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -28,7 +31,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from podium.errors import BadRequest, Conflict, NotFound
 from podium.ids import new_id, now_ms
@@ -162,32 +164,32 @@ class WorkStore:
     # -- projects -------------------------------------------------------------------------
 
     async def list_projects(self) -> list[Project]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(projects).order_by(projects.c.created_at, projects.c.id))).all()
+        query = select(projects).order_by(projects.c.created_at, projects.c.id)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [_project(r._mapping) for r in rows]
 
     async def get_project(self, project_id: str) -> Project | None:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(projects).where(projects.c.id == project_id))).first()
+        query = select(projects).where(projects.c.id == project_id)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return _project(row._mapping) if row else None
 
     async def create_project(self, name: str, base_path: str | None) -> Project:
         row = {"id": new_id("proj_"), "name": name, "base_path": base_path, "created_at": now_ms()}
-        async with self.db.engine.begin() as conn:
-            await conn.execute(projects.insert().values(**row))
+        await self.db.write(lambda conn: conn.execute(projects.insert().values(**row)))
         return _project(row)
 
     # -- tasks ----------------------------------------------------------------------------
 
     async def list_tasks(self, project_id: str | None) -> list[Task]:
         chosen = [tasks.c.project_id == project_id] if project_id is not None else []
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(tasks).where(*chosen).order_by(tasks.c.created_at, tasks.c.id))).all()
-            return await self._tasks(conn, rows, select(tasks.c.id).where(*chosen))
+
+        def read(conn: Connection) -> list[Task]:
+            rows = conn.execute(select(tasks).where(*chosen).order_by(tasks.c.created_at, tasks.c.id)).all()
+            return self._tasks(conn, rows, select(tasks.c.id).where(*chosen))
+        return await self.db.read(read)
 
     async def get_task(self, task_id: str) -> Task | None:
-        async with self.db.engine.connect() as conn:
-            return await self._task(conn, task_id)
+        return await self.db.read(lambda conn: self._task(conn, task_id))
 
     async def create_task(self, fields: dict[str, Any]) -> Task:
         now = now_ms()
@@ -196,78 +198,85 @@ class WorkStore:
                "status": fields.get("status", "pending"), "priority": fields.get("priority", "medium"),
                "created_at": now, "updated_at": now,
                "completed_at": now if fields.get("status") == "completed" else None}
-        async with self.db.engine.begin() as conn:
-            if not await _exists(conn, projects, row["project_id"]):
+
+        def write(conn: Connection) -> Task:
+            if not _exists(conn, projects, row["project_id"]):
                 raise BadRequest(f"project {row['project_id']!r} not found")
-            await conn.execute(tasks.insert().values(**row))
-            return await self._required_task(conn, row["id"])
+            conn.execute(tasks.insert().values(**row))
+            return self._required_task(conn, row["id"])
+        return await self.db.write(write)
 
     async def update_task(self, task_id: str, changes: dict[str, Any]) -> Task:
-        async with self.db.engine.begin() as conn:
-            current = await self._required_task(conn, task_id)
+        def write(conn: Connection) -> Task:
+            current = self._required_task(conn, task_id)
             values = _completion(_columns(changes, TASK_COLUMNS), current.status, "completed")
             if values.get("status", "blocked") != "blocked" and "error" not in values:
                 values["error"] = None  # the reason it was blocked no longer holds
-            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values, updated_at=now_ms()))
-            return await self._required_task(conn, task_id)
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values, updated_at=now_ms()))
+            return self._required_task(conn, task_id)
+        return await self.db.write(write)
 
     async def delete_task(self, task_id: str) -> list[Session]:
         """Delete a task and its links; return the sessions it was removed from, as they are now."""
-        async with self.db.engine.begin() as conn:
-            task = await self._required_task(conn, task_id)
-            await conn.execute(delete(session_tasks).where(session_tasks.c.task_id == task_id))
-            await conn.execute(delete(subtasks).where(subtasks.c.task_id == task_id))
-            await conn.execute(delete(tasks).where(tasks.c.id == task_id))
-            await _touch(conn, task.sessionIds)
-            return [await self._required_session(conn, sid) for sid in task.sessionIds]
+        def write(conn: Connection) -> list[Session]:
+            task = self._required_task(conn, task_id)
+            conn.execute(delete(session_tasks).where(session_tasks.c.task_id == task_id))
+            conn.execute(delete(subtasks).where(subtasks.c.task_id == task_id))
+            conn.execute(delete(tasks).where(tasks.c.id == task_id))
+            _touch(conn, task.sessionIds)
+            return [self._required_session(conn, sid) for sid in task.sessionIds]
+        return await self.db.write(write)
 
     # -- subtasks -------------------------------------------------------------------------
 
     async def add_subtask(self, task_id: str, title: str, status: str) -> tuple[Task, Subtask]:
         now = now_ms()
-        async with self.db.engine.begin() as conn:
-            await self._required_task(conn, task_id)
-            position = (await conn.execute(
+
+        def write(conn: Connection) -> tuple[Task, Subtask]:
+            self._required_task(conn, task_id)
+            position = conn.execute(
                 select(func.coalesce(func.max(subtasks.c.position), 0)).where(subtasks.c.task_id == task_id)
-            )).scalar_one() + 1
+            ).scalar_one() + 1
             row = {"id": new_id("sub_"), "task_id": task_id, "title": title, "status": status,
                    "position": position, "created_at": now,
                    "completed_at": now if status == "completed" else None}
-            await conn.execute(subtasks.insert().values(**row))
-            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now))
-            task = await self._required_task(conn, task_id)
-        return task, _subtask(row)
+            conn.execute(subtasks.insert().values(**row))
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now))
+            return self._required_task(conn, task_id), _subtask(row)
+        return await self.db.write(write)
 
     async def update_subtask(self, task_id: str, subtask_id: str, changes: dict[str, Any]) -> Task:
-        async with self.db.engine.begin() as conn:
-            current = await self._required_subtask(conn, task_id, subtask_id)
+        def write(conn: Connection) -> Task:
+            current = self._required_subtask(conn, task_id, subtask_id)
             values = _completion(_columns(changes, SUBTASK_COLUMNS), current["status"], "completed")
             if values:
-                await conn.execute(update(subtasks).where(subtasks.c.id == subtask_id).values(**values))
-            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now_ms()))
-            return await self._required_task(conn, task_id)
+                conn.execute(update(subtasks).where(subtasks.c.id == subtask_id).values(**values))
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now_ms()))
+            return self._required_task(conn, task_id)
+        return await self.db.write(write)
 
     async def delete_subtask(self, task_id: str, subtask_id: str) -> Task:
-        async with self.db.engine.begin() as conn:
-            await self._required_subtask(conn, task_id, subtask_id)
-            await conn.execute(delete(subtasks).where(subtasks.c.id == subtask_id))
-            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now_ms()))
-            return await self._required_task(conn, task_id)
+        def write(conn: Connection) -> Task:
+            self._required_subtask(conn, task_id, subtask_id)
+            conn.execute(delete(subtasks).where(subtasks.c.id == subtask_id))
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now_ms()))
+            return self._required_task(conn, task_id)
+        return await self.db.write(write)
 
     # -- sessions -------------------------------------------------------------------------
 
     async def list_sessions(self, task_id: str | None) -> list[Session]:
         chosen = ([sessions.c.id.in_(select(session_tasks.c.session_id).where(session_tasks.c.task_id == task_id))]
                   if task_id is not None else [])
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(sessions).where(*chosen)
-                                       .order_by(sessions.c.started_at, sessions.c.id))).all()
-            links = await _links(conn, session_tasks.c.session_id, select(sessions.c.id).where(*chosen))
-        return [self._session(r._mapping, links.get(r.id, [])) for r in rows]
+
+        def read(conn: Connection) -> list[Session]:
+            rows = conn.execute(select(sessions).where(*chosen).order_by(sessions.c.started_at, sessions.c.id)).all()
+            links = _links(conn, session_tasks.c.session_id, select(sessions.c.id).where(*chosen))
+            return [self._session(r._mapping, links.get(r.id, [])) for r in rows]
+        return await self.db.read(read)
 
     async def get_session(self, session_id: str) -> Session | None:
-        async with self.db.engine.connect() as conn:
-            return await self._session_or_none(conn, session_id)
+        return await self.db.read(lambda conn: self._session_or_none(conn, session_id))
 
     async def create_session(self, fields: dict[str, Any]) -> tuple[Session, list[Task]]:
         """A new session linked to its tasks, in order; return it and the tasks as they are now."""
@@ -275,94 +284,99 @@ class WorkStore:
         session_id = fields.get("id") or new_id("sess_")
         task_ids: list[str] = fields.get("taskIds", [])
         project_id = fields.get("projectId")
-        async with self.db.engine.begin() as conn:
-            await self._check_new_session(conn, session_id, project_id, task_ids)
+
+        def write(conn: Connection) -> tuple[Session, list[Task]]:
+            self._check_new_session(conn, session_id, project_id, task_ids)
             env = self.env(session_id, project_id, task_ids)
-            await conn.execute(sessions.insert().values(
+            conn.execute(sessions.insert().values(
                 id=session_id, agent_id=fields.get("agentId"), project_id=project_id,
                 name=fields.get("name", ""), env=env, status=fields.get("status", "running"),
                 started_at=now, last_activity=now,
                 completed_at=now if fields.get("status") in ("completed", "failed") else None,
             ))
             if task_ids:
-                await conn.execute(session_tasks.insert(), [
+                conn.execute(session_tasks.insert(), [
                     {"session_id": session_id, "task_id": t, "position": i, "created_at": now}
                     for i, t in enumerate(task_ids, 1)])
-                await conn.execute(update(tasks).where(tasks.c.id.in_(task_ids)).values(updated_at=now))
-            session = await self._required_session(conn, session_id)
-            return session, [await self._required_task(conn, t) for t in task_ids]
+                conn.execute(update(tasks).where(tasks.c.id.in_(task_ids)).values(updated_at=now))
+            return self._required_session(conn, session_id), [self._required_task(conn, t) for t in task_ids]
+        return await self.db.write(write)
 
-    async def _check_new_session(self, conn: AsyncConnection, session_id: str, project_id: str | None,
-                                 task_ids: list[str]) -> None:
-        if await _exists(conn, sessions, session_id):
+    def _check_new_session(self, conn: Connection, session_id: str, project_id: str | None,
+                           task_ids: list[str]) -> None:
+        if _exists(conn, sessions, session_id):
             raise Conflict(f"session {session_id!r} already exists")
-        if project_id and not await _exists(conn, projects, project_id):
+        if project_id and not _exists(conn, projects, project_id):
             raise BadRequest(f"project {project_id!r} not found")
         if len(set(task_ids)) != len(task_ids):
             raise BadRequest("taskIds lists a task twice")
-        found = set((await conn.execute(select(tasks.c.id).where(tasks.c.id.in_(task_ids)))).scalars())
+        found = set(conn.execute(select(tasks.c.id).where(tasks.c.id.in_(task_ids))).scalars())
         missing = [t for t in task_ids if t not in found]
         if missing:
             raise BadRequest(f"task not found: {', '.join(missing)}")
 
     async def update_session(self, session_id: str, changes: dict[str, Any]) -> Session:
-        async with self.db.engine.begin() as conn:
-            current = await self._required_session(conn, session_id)
+        def write(conn: Connection) -> Session:
+            current = self._required_session(conn, session_id)
             values = _columns(changes, SESSION_COLUMNS)
-            if values.get("project_id") and not await _exists(conn, projects, values["project_id"]):
+            if values.get("project_id") and not _exists(conn, projects, values["project_id"]):
                 raise BadRequest(f"project {values['project_id']!r} not found")
             values = _completion(values, current.status, "completed", "failed")
             if set(values) - {"nickname"}:  # naming a session is not activity in it
                 values["last_activity"] = now_ms()
             if values:
-                await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
-            return await self._required_session(conn, session_id)
+                conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
+            return self._required_session(conn, session_id)
+        return await self.db.write(write)
 
     async def delete_session(self, session_id: str) -> list[Task]:
         """Delete a session (its messages and turns go with it); return its tasks as they are now."""
-        async with self.db.engine.begin() as conn:
-            session = await self._required_session(conn, session_id)
-            await conn.execute(delete(session_tasks).where(session_tasks.c.session_id == session_id))
-            await conn.execute(delete(sessions).where(sessions.c.id == session_id))
-            await conn.execute(update(tasks).where(tasks.c.id.in_(session.taskIds)).values(updated_at=now_ms()))
-            return [await self._required_task(conn, t) for t in session.taskIds]
+        def write(conn: Connection) -> list[Task]:
+            session = self._required_session(conn, session_id)
+            conn.execute(delete(session_tasks).where(session_tasks.c.session_id == session_id))
+            conn.execute(delete(sessions).where(sessions.c.id == session_id))
+            conn.execute(update(tasks).where(tasks.c.id.in_(session.taskIds)).values(updated_at=now_ms()))
+            return [self._required_task(conn, t) for t in session.taskIds]
+        return await self.db.write(write)
 
     async def link(self, session_id: str, task_id: str) -> tuple[Session, Task]:
         now = now_ms()
-        async with self.db.engine.begin() as conn:
-            session = await self._required_session(conn, session_id)
-            await self._required_task(conn, task_id)
+
+        def write(conn: Connection) -> tuple[Session, Task]:
+            session = self._required_session(conn, session_id)
+            self._required_task(conn, task_id)
             if task_id in session.taskIds:
                 raise Conflict(f"task {task_id!r} is already in session {session_id!r}")
-            position = (await conn.execute(
+            position = conn.execute(
                 select(func.coalesce(func.max(session_tasks.c.position), 0))
-                .where(session_tasks.c.session_id == session_id))).scalar_one() + 1
-            await conn.execute(session_tasks.insert().values(
+                .where(session_tasks.c.session_id == session_id)).scalar_one() + 1
+            conn.execute(session_tasks.insert().values(
                 session_id=session_id, task_id=task_id, position=position, created_at=now))
-            return await self._relinked(conn, session_id, task_id, now)
+            return self._relinked(conn, session_id, task_id, now)
+        return await self.db.write(write)
 
     async def unlink(self, session_id: str, task_id: str) -> tuple[Session, Task]:
         now = now_ms()
-        async with self.db.engine.begin() as conn:
-            session = await self._required_session(conn, session_id)
-            await self._required_task(conn, task_id)
+
+        def write(conn: Connection) -> tuple[Session, Task]:
+            session = self._required_session(conn, session_id)
+            self._required_task(conn, task_id)
             if task_id not in session.taskIds:
                 raise NotFound(f"task {task_id!r} is not in session {session_id!r}")
-            await conn.execute(delete(session_tasks).where(
+            conn.execute(delete(session_tasks).where(
                 session_tasks.c.session_id == session_id, session_tasks.c.task_id == task_id))
-            return await self._relinked(conn, session_id, task_id, now)
+            return self._relinked(conn, session_id, task_id, now)
+        return await self.db.write(write)
 
-    async def _relinked(self, conn: AsyncConnection, session_id: str, task_id: str,
-                        now: int) -> tuple[Session, Task]:
-        await conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now))
-        await _touch(conn, [session_id], now)
-        return await self._required_session(conn, session_id), await self._required_task(conn, task_id)
+    def _relinked(self, conn: Connection, session_id: str, task_id: str, now: int) -> tuple[Session, Task]:
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=now))
+        _touch(conn, [session_id], now)
+        return self._required_session(conn, session_id), self._required_task(conn, task_id)
 
     async def sessions_without_nickname(self) -> list[dict[str, Any]]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(sessions).where(
-                (sessions.c.nickname.is_(None)) | (sessions.c.nickname == "")
-            ).order_by(sessions.c.started_at))).all()
+        query = select(sessions).where(
+            (sessions.c.nickname.is_(None)) | (sessions.c.nickname == "")).order_by(sessions.c.started_at)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     # -- reading records ------------------------------------------------------------------
@@ -381,74 +395,74 @@ class WorkStore:
                        env=env, status=row["status"], startedAt=row["started_at"],
                        lastActivity=row["last_activity"], completedAt=row["completed_at"])
 
-    async def _session_or_none(self, conn: AsyncConnection, session_id: str) -> Session | None:
-        row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+    def _session_or_none(self, conn: Connection, session_id: str) -> Session | None:
+        row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
         if row is None:
             return None
-        links = await _links(conn, session_tasks.c.session_id, [session_id])
+        links = _links(conn, session_tasks.c.session_id, [session_id])
         return self._session(row._mapping, links.get(session_id, []))
 
-    async def _required_session(self, conn: AsyncConnection, session_id: str) -> Session:
-        session = await self._session_or_none(conn, session_id)
+    def _required_session(self, conn: Connection, session_id: str) -> Session:
+        session = self._session_or_none(conn, session_id)
         if session is None:
             raise NotFound(f"session {session_id!r} not found")
         return session
 
-    async def _tasks(self, conn: AsyncConnection, rows: Iterable[Any], ids: Select[Any] | None = None) -> list[Task]:
+    def _tasks(self, conn: Connection, rows: Iterable[Any], ids: Select[Any] | None = None) -> list[Task]:
         """Tasks with their sessions and subtasks. `ids` selects the same tasks as `rows` in SQL:
         a list of every id as bind parameters would break past the driver's limit (asyncpg:
         32,767)."""
         rows = list(rows)
         keys: Select[Any] | list[str] = ids if ids is not None else [r.id for r in rows]
-        links = await _links(conn, session_tasks.c.task_id, keys)
+        links = _links(conn, session_tasks.c.task_id, keys)
         subs: dict[str, list[Subtask]] = {}
         if rows:
-            for r in (await conn.execute(select(subtasks).where(subtasks.c.task_id.in_(keys))
-                                         .order_by(subtasks.c.position))).all():
+            for r in conn.execute(select(subtasks).where(subtasks.c.task_id.in_(keys))
+                                  .order_by(subtasks.c.position)).all():
                 subs.setdefault(r.task_id, []).append(_subtask(r._mapping))
         return [_task(r._mapping, links.get(r.id, []), subs.get(r.id, [])) for r in rows]
 
-    async def _task(self, conn: AsyncConnection, task_id: str) -> Task | None:
-        rows = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).all()
-        found = await self._tasks(conn, rows)
+    def _task(self, conn: Connection, task_id: str) -> Task | None:
+        rows = conn.execute(select(tasks).where(tasks.c.id == task_id)).all()
+        found = self._tasks(conn, rows)
         return found[0] if found else None
 
-    async def _required_task(self, conn: AsyncConnection, task_id: str) -> Task:
-        task = await self._task(conn, task_id)
+    def _required_task(self, conn: Connection, task_id: str) -> Task:
+        task = self._task(conn, task_id)
         if task is None:
             raise NotFound(f"task {task_id!r} not found")
         return task
 
-    async def _required_subtask(self, conn: AsyncConnection, task_id: str, subtask_id: str) -> dict[str, Any]:
-        await self._required_task(conn, task_id)
-        row = (await conn.execute(select(subtasks).where(
-            subtasks.c.id == subtask_id, subtasks.c.task_id == task_id))).first()
+    def _required_subtask(self, conn: Connection, task_id: str, subtask_id: str) -> dict[str, Any]:
+        self._required_task(conn, task_id)
+        row = conn.execute(select(subtasks).where(
+            subtasks.c.id == subtask_id, subtasks.c.task_id == task_id)).first()
         if row is None:
             raise NotFound(f"subtask {subtask_id!r} not found in task {task_id!r}")
         return dict(row._mapping)
 
 
-async def _exists(conn: AsyncConnection, table: Table, key: str) -> bool:
-    return (await conn.execute(select(table.c.id).where(table.c.id == key))).first() is not None
+def _exists(conn: Connection, table: Table, key: str) -> bool:
+    return conn.execute(select(table.c.id).where(table.c.id == key)).first() is not None
 
 
-async def _links(conn: AsyncConnection, by: Column[Any], keys: list[str] | Select[Any]) -> dict[str, list[str]]:
+def _links(conn: Connection, by: Column[Any], keys: list[str] | Select[Any]) -> dict[str, list[str]]:
     """Linked ids per key (given as ids, or as a query of them): a session's tasks by position,
     or a task's sessions by link order."""
     if isinstance(keys, list) and not keys:
         return {}
     other = session_tasks.c.task_id if by is session_tasks.c.session_id else session_tasks.c.session_id
     order = session_tasks.c.position if by is session_tasks.c.session_id else session_tasks.c.id
-    rows = (await conn.execute(select(by, other).where(by.in_(keys)).order_by(order))).all()
+    rows = conn.execute(select(by, other).where(by.in_(keys)).order_by(order)).all()
     linked: dict[str, list[str]] = {}
     for key, value in rows:
         linked.setdefault(key, []).append(value)
     return linked
 
 
-async def _touch(conn: AsyncConnection, session_ids: list[str], now: int | None = None) -> None:
+def _touch(conn: Connection, session_ids: list[str], now: int | None = None) -> None:
     if session_ids:
-        await conn.execute(update(sessions).where(sessions.c.id.in_(session_ids))
+        conn.execute(update(sessions).where(sessions.c.id.in_(session_ids))
                            .values(last_activity=now or now_ms()))
 
 
