@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from podium.ids import now_ms
 from podium.store.db import Database
@@ -18,17 +18,18 @@ class AgentStore:
         self.db = db
 
     async def all(self) -> list[dict[str, Any]]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(agents.c.spec).order_by(agents.c.name))).all()
+        query = select(agents.c.spec).order_by(agents.c.name)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [row.spec for row in rows]
 
     async def put(self, name: str, spec: dict[str, Any]) -> None:
         now = now_ms()
-        async with self.db.engine.begin() as conn:
-            await conn.execute(delete(agents).where(agents.c.name == name))
-            await conn.execute(agents.insert().values(name=name, spec=spec, created_at=now, updated_at=now))
+
+        def write(conn: Connection) -> None:
+            conn.execute(delete(agents).where(agents.c.name == name))
+            conn.execute(agents.insert().values(name=name, spec=spec, created_at=now, updated_at=now))
+        await self.db.write(write)
 
     async def remove(self, name: str) -> bool:
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(delete(agents).where(agents.c.name == name))
-        return bool(result.rowcount)
+        statement = delete(agents).where(agents.c.name == name)
+        return bool(await self.db.write(lambda conn: conn.execute(statement).rowcount))

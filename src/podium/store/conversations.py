@@ -82,22 +82,22 @@ class ConversationStore:
         return [dict(r._mapping) for r in reversed(rows)]
 
     async def clear_history(self, session_id: str, agent: str) -> int:
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(
-                delete(messages).where(messages.c.session_id == session_id, messages.c.agent == agent)
-            )
-        return result.rowcount or 0
+        statement = delete(messages).where(messages.c.session_id == session_id, messages.c.agent == agent)
+        return await self.db.write(lambda conn: conn.execute(statement).rowcount or 0)
 
     async def append_message(self, session_id: str, role: str, content: str, agent: str | None) -> dict[str, Any]:
         now = now_ms()
-        async with self.db.engine.begin() as conn:
-            await self._touch_session(conn, session_id, agent, now)
-            result = await conn.execute(
+
+        def write(conn: Connection) -> int:
+            self._touch_session(conn, session_id, agent, now)
+            result = conn.execute(
                 messages.insert().values(
                     session_id=session_id, agent=agent, role=role, content=content, created_at=now
                 )
             )
-        return {"id": result.inserted_primary_key[0], "session_id": session_id, "agent": agent,
+            return result.inserted_primary_key[0]
+        message_id = await self.db.write(write)
+        return {"id": message_id, "session_id": session_id, "agent": agent,
                 "role": role, "content": content, "created_at": now}
 
     def write_turns(self, conn: Connection, records: list[TurnRecord]) -> None:
@@ -123,24 +123,20 @@ class ConversationStore:
         if calls:
             self._write_tool_call.execute(conn, calls)
 
-    async def _touch_session(self, conn, session_id: str, agent: str | None, now: int) -> None:  # noqa: ANN001
+    def _touch_session(self, conn: Connection, session_id: str, agent: str | None, now: int) -> None:
         # A session comes into being the first time any dialect speaks in it.
-        await conn.execute(self._touch, {"sid": session_id, "agent": agent, "now": now})
+        conn.execute(self._touch, {"sid": session_id, "agent": agent, "now": now})
 
     async def list_turns(self, session_id: str) -> list[dict[str, Any]]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(turns).where(turns.c.session_id == session_id).order_by(turns.c.created_at)
-            )).all()
+        query = select(turns).where(turns.c.session_id == session_id).order_by(turns.c.created_at)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def tool_calls_for(self, turn_id: str) -> list[dict[str, Any]]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(tool_calls).where(tool_calls.c.turn_id == turn_id).order_by(tool_calls.c.created_at)
-            )).all()
+        query = select(tool_calls).where(tool_calls.c.turn_id == turn_id).order_by(tool_calls.c.created_at)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def set_session_fields(self, session_id: str, **fields: Any) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**fields))
+        statement = update(sessions).where(sessions.c.id == session_id).values(**fields)
+        await self.db.write(lambda conn: conn.execute(statement))

@@ -30,29 +30,27 @@ class FeedbackStore:
         self.db = db
 
     async def get(self, turn_id: str) -> dict[str, Any] | None:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(feedback).where(feedback.c.turn_id == turn_id))).first()
+        query = select(feedback).where(feedback.c.turn_id == turn_id)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return dict(row._mapping) if row else None
 
     async def insert(self, turn_id: str, session_id: str, grade: int, comment: str | None) -> dict[str, Any]:
         now = now_ms()
         row = {"turn_id": turn_id, "session_id": session_id, "grade": grade, "comment": comment,
                "created_at": now, "updated_at": now}
-        async with self.db.engine.begin() as conn:
-            await conn.execute(feedback.insert().values(**row))
+        statement = feedback.insert().values(**row)
+        await self.db.write(lambda conn: conn.execute(statement))
         return row
 
     async def update(self, turn_id: str, grade: int, comment: str | None) -> dict[str, Any] | None:
         values: dict[str, Any] = {"grade": grade, "updated_at": now_ms()}
         if comment is not None:
             values["comment"] = comment
-        async with self.db.engine.begin() as conn:
-            await conn.execute(update(feedback).where(feedback.c.turn_id == turn_id).values(**values))
+        statement = update(feedback).where(feedback.c.turn_id == turn_id).values(**values)
+        await self.db.write(lambda conn: conn.execute(statement))
         return await self.get(turn_id)
 
     async def for_session(self, session_id: str) -> list[dict[str, Any]]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(feedback).where(feedback.c.session_id == session_id).order_by(feedback.c.created_at)
-            )).all()
+        query = select(feedback).where(feedback.c.session_id == session_id).order_by(feedback.c.created_at)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]

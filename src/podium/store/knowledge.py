@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -82,20 +83,22 @@ class KnowledgeStore:
                   chunks: list[dict[str, Any]], vectors: np.ndarray) -> None:
         """Create or extend a collection with its chunks, in one transaction."""
         now = now_ms()
-        async with self.db.engine.begin() as conn:
-            row = (await conn.execute(select(rag_collections.c.documents)
-                                      .where(rag_collections.c.name == name))).first()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+
+        def write(conn: Connection) -> None:
+            row = conn.execute(select(rag_collections.c.documents)
+                               .where(rag_collections.c.name == name)).first()
             if row is None:
-                await conn.execute(rag_collections.insert().values(
+                conn.execute(rag_collections.insert().values(
                     name=name, embedder=embedder, dimension=dimension, documents=documents,
                     created_at=now, updated_at=now))
             else:
-                await conn.execute(rag_collections.update().where(rag_collections.c.name == name)
-                                   .values(documents=row.documents + documents, updated_at=now))
-            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-            await conn.execute(rag_chunks.insert(), [
+                conn.execute(rag_collections.update().where(rag_collections.c.name == name)
+                             .values(documents=row.documents + documents, updated_at=now))
+            conn.execute(rag_chunks.insert(), [
                 {**chunk, "collection": name, "vector": vectors[i].tobytes(), "created_at": now}
                 for i, chunk in enumerate(chunks)])
+        await self.db.write(write)
 
     async def matrix(self, name: str, dimension: int) -> tuple[np.ndarray, np.ndarray]:
         """Every chunk id of a collection and its vectors, in id order."""
@@ -135,13 +138,13 @@ class KnowledgeStore:
         query = (select(rag_collections, func.coalesce(counts.c.chunks, 0).label("chunks"))
                  .select_from(rag_collections.outerjoin(counts, counts.c.collection == rag_collections.c.name))
                  .order_by(rag_collections.c.name))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def delete_collection(self, name: str) -> int:
         """Remove a collection and its chunks; the number of chunks removed."""
-        async with self.db.engine.begin() as conn:
-            removed = (await conn.execute(delete(rag_chunks).where(rag_chunks.c.collection == name))).rowcount
-            await conn.execute(delete(rag_collections).where(rag_collections.c.name == name))
-        return removed or 0
+        def write(conn: Connection) -> int:
+            removed = conn.execute(delete(rag_chunks).where(rag_chunks.c.collection == name)).rowcount
+            conn.execute(delete(rag_collections).where(rag_collections.c.name == name))
+            return removed or 0
+        return await self.db.write(write)

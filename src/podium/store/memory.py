@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, and_, func, or_, select, text
+from sqlalchemy import (BigInteger, Column, Connection, Index, Integer, LargeBinary, String, Table, Text, and_,
+                        func, or_, select, text)
 from sqlalchemy.exc import OperationalError
 
 from podium.ids import now_ms
@@ -103,9 +104,9 @@ class MemoryStore:
                        category: str | None) -> dict[str, Any]:
         row = {"agent": agent, "session_id": session_id, "kind": "fact" if category else "working",
                "category": category, "content": content, "created_at": now_ms()}
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(memory_notes.insert().values(**row))
-        return {"id": result.inserted_primary_key[0], **row}
+        statement = memory_notes.insert().values(**row)
+        note_id = await self.db.write(lambda conn: conn.execute(statement).inserted_primary_key[0])
+        return {"id": note_id, **row}
 
     async def notes(self, *, kind: str | None = None, session_id: str | None = None,
                     category: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -113,16 +114,14 @@ class MemoryStore:
         for column, value in (("kind", kind), ("session_id", session_id), ("category", category)):
             if value is not None:
                 query = query.where(memory_notes.c[column] == value)
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def categories(self) -> list[dict[str, Any]]:
         query = (select(memory_notes.c.category, func.count().label("count"))
                  .where(memory_notes.c.kind == "fact").group_by(memory_notes.c.category)
                  .order_by(memory_notes.c.category))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [{"category": r.category, "count": r.count} for r in rows]
 
     # -- conversation summaries ---------------------------------------------------------
@@ -130,32 +129,31 @@ class MemoryStore:
     async def summary(self, session_id: str, agent: str) -> dict[str, Any] | None:
         query = select(conversation_summaries).where(conversation_summaries.c.session_id == session_id,
                                                      conversation_summaries.c.agent == agent)
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return dict(row._mapping) if row else None
 
     async def put_summary(self, session_id: str, agent: str, summary: str, upto_message_id: int) -> None:
         values = {"summary": summary, "upto_message_id": upto_message_id, "updated_at": now_ms()}
         stmt = self._insert(conversation_summaries).values(session_id=session_id, agent=agent, **values)
-        async with self.db.engine.begin() as conn:
-            await conn.execute(stmt.on_conflict_do_update(index_elements=["session_id", "agent"], set_=values))
+        statement = stmt.on_conflict_do_update(index_elements=["session_id", "agent"], set_=values)
+        await self.db.write(lambda conn: conn.execute(statement))
 
     async def drop_summary_if_orphaned(self, session_id: str, agent: str, upto_message_id: int) -> bool:
         """Delete a summary whose messages were cleared (its last folded message is gone)."""
-        async with self.db.engine.begin() as conn:
-            if (await conn.execute(select(messages.c.id).where(messages.c.id == upto_message_id))).first():
+        def write(conn: Connection) -> bool:
+            if conn.execute(select(messages.c.id).where(messages.c.id == upto_message_id)).first():
                 return False
-            await conn.execute(conversation_summaries.delete().where(
+            conn.execute(conversation_summaries.delete().where(
                 conversation_summaries.c.session_id == session_id, conversation_summaries.c.agent == agent))
-        return True
+            return True
+        return await self.db.write(write)
 
     async def messages_after(self, session_id: str, agent: str, after_id: int) -> list[dict[str, Any]]:
         """A session's messages by this agent with id > after_id, oldest first."""
         query = (select(messages.c.id, messages.c.role, messages.c.content)
                  .where(messages.c.session_id == session_id, messages.c.agent == agent, messages.c.id > after_id)
                  .order_by(messages.c.id))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     # -- search and episodes ------------------------------------------------------------
@@ -193,8 +191,7 @@ class MemoryStore:
         # Messages reach the index in batches (migration 0012): what is still pending goes in
         # first, so that every message written before this search can be found.
         await self.db.write(index_pending_messages)
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(sql, {"match": match, "limit": limit})).all()
+        rows = await self.db.read(lambda conn: conn.execute(sql, {"match": match, "limit": limit}).all())
         return [dict(r._mapping) for r in rows]
 
     async def _pg_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
@@ -217,15 +214,14 @@ class MemoryStore:
             f" FROM (SELECT n.*, -ts_rank(n.{PG_VECTOR}, q.q) AS rank FROM memory_notes n, q"
             f"  WHERE n.{PG_VECTOR} @@ q.q ORDER BY rank LIMIT :limit) AS n, q"
             ") AS found ORDER BY rank LIMIT :limit")
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(sql, {**params, "limit": limit})).all()
+        rows = await self.db.read(lambda conn: conn.execute(sql, {**params, "limit": limit}).all())
         return [dict(r._mapping) for r in rows]
 
     async def _like_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
         # An SQLite built without FTS5: any of the words, newest first.
         found = select(messages).where(or_(*(messages.c.content.ilike(f"%{w}%") for w in words)))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(found.order_by(messages.c.id.desc()).limit(limit))).all()
+        query = found.order_by(messages.c.id.desc()).limit(limit)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [{"source": "message", "id": r.id, "session_id": r.session_id, "agent": r.agent,
                  "role": r.role, "category": None, "content": r.content, "snippet": r.content[:200],
                  "created_at": r.created_at, "rank": 0.0} for r in rows]
@@ -239,12 +235,15 @@ class MemoryStore:
         if conditions:
             run_query = run_query.where(and_(*conditions))
         run_query = run_query.order_by(turns.c.created_at.desc(), turns.c.id).limit(limit)
-        async with self.db.engine.connect() as conn:
-            runs = [dict(r._mapping) for r in (await conn.execute(run_query)).all()]
-            calls = (await conn.execute(
+
+        def read(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
+            runs = [dict(r._mapping) for r in conn.execute(run_query).all()]
+            calls = conn.execute(
                 select(tool_calls.c.id, tool_calls.c.turn_id, tool_calls.c.tool, tool_calls.c.input,
                        tool_calls.c.is_error, tool_calls.c.duration_ms, tool_calls.c.created_at)
-                .where(tool_calls.c.turn_id.in_([r["id"] for r in runs])))).all() if runs else []
+                .where(tool_calls.c.turn_id.in_([r["id"] for r in runs]))).all() if runs else []
+            return runs, calls
+        runs, calls = await self.db.read(read)
         by_turn: dict[str, list[dict[str, Any]]] = {}
         for call in calls:
             by_turn.setdefault(call.turn_id, []).append(dict(call._mapping))

@@ -28,15 +28,13 @@ class ProviderKeyStore:
         statement = self._insert(provider_keys).values(provider=provider, ciphertext=ciphertext, updated_at=now_ms())
         statement = statement.on_conflict_do_update(
             index_elements=["provider"], set_={"ciphertext": ciphertext, "updated_at": now_ms()})
-        async with self.db.engine.begin() as conn:
-            await conn.execute(statement)
+        await self.db.write(lambda conn: conn.execute(statement))
 
     async def remove(self, provider: str) -> bool:
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(delete(provider_keys).where(provider_keys.c.provider == provider))
-        return bool(result.rowcount)
+        statement = delete(provider_keys).where(provider_keys.c.provider == provider)
+        return bool(await self.db.write(lambda conn: conn.execute(statement).rowcount))
 
     async def all(self) -> dict[str, str]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(provider_keys.c.provider, provider_keys.c.ciphertext))).all()
+        query = select(provider_keys.c.provider, provider_keys.c.ciphertext)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return {r[0]: r[1] for r in rows}

@@ -44,10 +44,8 @@ class TraceStore:
             self._insert.execute(conn, rows)
 
     async def trace(self, trace_id: str) -> list[dict[str, Any]]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(spans).where(spans.c.trace_id == trace_id).order_by(spans.c.start_ms)
-            )).all()
+        query = select(spans).where(spans.c.trace_id == trace_id).order_by(spans.c.start_ms)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def recent(self, limit: int, agent: str | None = None) -> list[list[dict[str, Any]]]:
@@ -57,20 +55,22 @@ class TraceStore:
         query = select(spans.c.trace_id).order_by(spans.c.start_ms.desc())
         if agent is not None:
             query = query.where(spans.c.agent == agent)
-        found: dict[str, None] = {}  # insertion-ordered: newest first
-        async with self.db.engine.connect() as conn:
-            newest = await conn.stream(query.execution_options(yield_per=max(64, 4 * limit)))
-            async for trace_id in newest.scalars():
+
+        def read(conn: Connection) -> tuple[list[str], list[Any]]:
+            found: dict[str, None] = {}  # insertion-ordered: newest first
+            newest = conn.execute(query.execution_options(yield_per=max(64, 4 * limit)))
+            for trace_id in newest.scalars():
                 found.setdefault(trace_id)
                 if len(found) >= limit:
                     break
-            await newest.close()
+            newest.close()
             ids = list(found)
             if not ids:
-                return []
-            rows = (await conn.execute(
-                select(spans).where(spans.c.trace_id.in_(ids)).order_by(spans.c.start_ms)
-            )).all()
+                return ids, []
+            return ids, conn.execute(select(spans).where(spans.c.trace_id.in_(ids)).order_by(spans.c.start_ms)).all()
+        ids, rows = await self.db.read(read)
+        if not ids:
+            return []
         grouped: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         for row in rows:
             grouped[row.trace_id].append(dict(row._mapping))
@@ -78,13 +78,12 @@ class TraceStore:
 
     async def prune(self, before_ms: float) -> int:
         """Delete spans that started before `before_ms` (retention)."""
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(delete(spans).where(spans.c.start_ms < before_ms))
-        return result.rowcount or 0
+        statement = delete(spans).where(spans.c.start_ms < before_ms)
+        return await self.db.write(lambda conn: conn.execute(statement).rowcount or 0)
 
     async def count(self) -> int:
-        async with self.db.engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(spans))).scalar_one())
+        query = select(func.count()).select_from(spans)
+        return int(await self.db.read(lambda conn: conn.execute(query).scalar_one()))
 
 
 __all__ = ["TraceStore", "spans"]

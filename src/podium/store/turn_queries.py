@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, case, column, func, select, true
+from sqlalchemy import Connection, Select, case, column, func, select, true
 
 from podium.store.db import Database
 from podium.store.feedback import feedback
@@ -20,19 +20,17 @@ class TurnQueries:
         self.db = db
 
     async def turn(self, turn_id: str) -> dict[str, Any] | None:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(turns).where(turns.c.id == turn_id))).first()
+        query = select(turns).where(turns.c.id == turn_id)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return dict(row._mapping) if row else None
 
     async def session_exists(self, session_id: str) -> bool:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(sessions.c.id).where(sessions.c.id == session_id))).first()
-        return row is not None
+        query = select(sessions.c.id).where(sessions.c.id == session_id)
+        return await self.db.read(lambda conn: conn.execute(query).first()) is not None
 
     async def session_turns(self, session_id: str) -> list[dict[str, Any]]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(turns).where(turns.c.session_id == session_id)
-                                       .order_by(turns.c.created_at, turns.c.id))).all()
+        query = select(turns).where(turns.c.session_id == session_id).order_by(turns.c.created_at, turns.c.id)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def window(self, since_ms: int | None = None, *, limit: int | None = None,
@@ -43,8 +41,7 @@ class TurnQueries:
         query = _since(query, since_ms)
         if limit is not None:
             query = query.limit(limit)
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def totals(self, since_ms: int) -> dict[str, Any]:
@@ -52,8 +49,7 @@ class TurnQueries:
         the database."""
         query = _since(select(func.count(), func.coalesce(func.sum(turns.c.input_tokens + turns.c.output_tokens), 0),
                               func.coalesce(func.sum(turns.c.cost_usd), 0.0)), since_ms)
-        async with self.db.engine.connect() as conn:
-            count, tokens, cost = (await conn.execute(query)).one()
+        count, tokens, cost = await self.db.read(lambda conn: conn.execute(query).one())
         return {"turns": int(count), "tokens": int(tokens), "cost_usd": round(float(cost), 8)}
 
     async def buckets(self, since_ms: int | None, size_ms: int) -> tuple[int | None, list[dict[str, Any]]]:
@@ -67,8 +63,7 @@ class TurnQueries:
                        func.sum(turns.c.cost_usd).label("cost_usd"), func.sum(turns.c.total_ms).label("total_ms"),
                        func.min(turns.c.created_at).label("first")).group_by(bucket)
         query = _since(query, since_ms)
-        async with self.db.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in (await conn.execute(query)).all()]
+        rows = [dict(r._mapping) for r in await self.db.read(lambda conn: conn.execute(query).all())]
         return min((r.pop("first") for r in rows), default=None), rows
 
     def _attempts(self, since_ms: int | None) -> tuple[Any, dict[str, Any]]:
@@ -103,9 +98,8 @@ class TurnQueries:
             query = query.where(f["model"] == model)
         if not cache_hits:
             query = query.where(func.coalesce(f["cache"], "") != "hit")
-        async with self.db.engine.connect() as conn:
-            rows = [{k: (int(v or 0) if k != "key" else v) for k, v in r._mapping.items()}
-                    for r in (await conn.execute(query)).all()]
+        rows = [{k: (int(v or 0) if k != "key" else v) for k, v in r._mapping.items()}
+                for r in await self.db.read(lambda conn: conn.execute(query).all())]
         return sorted(rows, key=lambda r: r["key"])  # Python's order: PostgreSQL's collation may differ
 
     async def latencies(self, since_ms: int | None, model: str | None = None) -> dict[str, list[float]]:
@@ -116,9 +110,8 @@ class TurnQueries:
         if model is not None:
             query = query.where(f["model"] == model)
         found: dict[str, list[float]] = {}
-        async with self.db.engine.connect() as conn:
-            for name, ms in (await conn.execute(query)).all():
-                found.setdefault(name, []).append(float(ms))
+        for name, ms in await self.db.read(lambda conn: conn.execute(query).all()):
+            found.setdefault(name, []).append(float(ms))
         return found
 
     async def agent_sums(self, since_ms: int | None) -> list[dict[str, Any]]:
@@ -126,8 +119,7 @@ class TurnQueries:
         query = (select(turns.c.agent, func.count().label("turns"), func.sum(turns.c.cost_usd).label("cost_usd"))
                  .group_by(turns.c.agent))
         query = _since(query, since_ms)
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return sorted(({"agent": r.agent, "turns": int(r.turns), "cost_usd": float(r.cost_usd or 0.0)} for r in rows),
                       key=lambda r: r["agent"])
 
@@ -137,22 +129,22 @@ class TurnQueries:
                  .select_from(feedback.join(turns, turns.c.id == feedback.c.turn_id))
                  .where(turns.c.model.is_not(None), turns.c.model != "").group_by(turns.c.model))
         query = _since(query, since_ms)
-        async with self.db.engine.connect() as conn:
-            return {m: (float(avg), int(n)) for m, avg, n in (await conn.execute(query)).all()}
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        return {m: (float(avg), int(n)) for m, avg, n in rows}
 
     async def tool_calls(self, turn_ids: list[str]) -> list[dict[str, Any]]:
         if not turn_ids:
             return []
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(tool_calls).where(tool_calls.c.turn_id.in_(turn_ids))
-                                       .order_by(tool_calls.c.created_at))).all()
+        query = select(tool_calls).where(tool_calls.c.turn_id.in_(turn_ids)).order_by(tool_calls.c.created_at)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def counts(self) -> dict[str, int]:
         """Rows per table, for capacity."""
-        async with self.db.engine.connect() as conn:
-            return {t.name: int((await conn.execute(select(func.count()).select_from(t))).scalar_one())
+        def read(conn: Connection) -> dict[str, int]:
+            return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                     for t in (sessions, messages, turns, tool_calls)}
+        return await self.db.read(read)
 
 
 def _since(query: Select[Any], since_ms: int | None) -> Select[Any]:
