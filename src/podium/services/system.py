@@ -91,8 +91,8 @@ class SystemService:
     async def _database(self) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            async with self.core.db.engine.connect() as conn:
-                turns = (await conn.execute(text("SELECT COUNT(*) FROM turns"))).scalar_one()
+            # The path every store reads through (on a SQLite file, a reader thread's connection).
+            turns = await self.core.db.read(lambda conn: conn.execute(text("SELECT COUNT(*) FROM turns")).scalar_one())
         except Exception as exc:  # any driver error means the database is not usable
             return check("database", "failing", f"{type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - started) * 1000
