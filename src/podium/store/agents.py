@@ -19,7 +19,7 @@ class AgentStore:
 
     async def all(self) -> list[dict[str, Any]]:
         query = select(agents.c.spec).order_by(agents.c.name)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [row.spec for row in rows]
 
     async def put(self, name: str, spec: dict[str, Any]) -> None:
@@ -32,4 +32,4 @@ class AgentStore:
 
     async def remove(self, name: str) -> bool:
         statement = delete(agents).where(agents.c.name == name)
-        return bool(await self.db.write(lambda conn: conn.execute(statement).rowcount))
+        return bool(await self.db.run(statement))

@@ -37,28 +37,28 @@ class ApprovalStore:
 
     async def create(self, row: dict[str, Any]) -> dict[str, Any]:
         row = {**row, "status": "pending", "created_at": now_ms(), "decided_at": None, "reason": None}
-        await self.db.write(lambda conn: conn.execute(approvals.insert().values(**row)))
+        await self.db.run(approvals.insert().values(**row))
         return row
 
     async def get(self, approval_id: str) -> dict[str, Any] | None:
         query = select(approvals).where(approvals.c.id == approval_id)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.row(query)
         return dict(row._mapping) if row else None
 
     async def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = select(approvals).order_by(approvals.c.created_at.desc()).limit(limit)
         if status is not None:
             query = query.where(approvals.c.status == status)
-        return [dict(r._mapping) for r in await self.db.read(lambda conn: conn.execute(query).all())]
+        return [dict(r._mapping) for r in await self.db.rows(query)]
 
     async def decide(self, approval_id: str, status: str, reason: str | None) -> bool:
         """Move a pending approval to `status`; False when it was no longer pending."""
         statement = update(approvals).where(approvals.c.id == approval_id, approvals.c.status == "pending").values(
             status=status, reason=reason, decided_at=now_ms())
-        return bool(await self.db.write(lambda conn: conn.execute(statement).rowcount))
+        return bool(await self.db.run(statement))
 
     async def expire_pending(self) -> int:
         """At start-up: approvals whose runs died with the last process can no longer resume."""
         statement = update(approvals).where(approvals.c.status == "pending").values(
             status="expired", reason="the server restarted while the run waited", decided_at=now_ms())
-        return await self.db.write(lambda conn: conn.execute(statement).rowcount or 0)
+        return await self.db.run(statement)

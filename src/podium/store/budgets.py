@@ -36,5 +36,5 @@ class BudgetStore:
             query = query.where(turns.c.session_id == session_id)
         if since_ms is not None:
             query = query.where(turns.c.created_at >= since_ms)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())  # before every budgeted run
+        rows = await self.db.rows(query)  # before every budgeted run
         return [Spend(r[0], int(r[1]), int(r[2]), float(r[3])) for r in rows]

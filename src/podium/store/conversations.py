@@ -69,7 +69,7 @@ class ConversationStore:
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         query = select(sessions).where(sessions.c.id == session_id)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.row(query)
         return dict(row._mapping) if row else None
 
     async def history(self, session_id: str, limit: int, agent: str | None = None) -> list[dict[str, Any]]:
@@ -78,12 +78,12 @@ class ConversationStore:
         if agent is not None:
             params["agent"] = agent
         query = self._recent[agent is not None]
-        rows = await self.db.read(lambda conn: conn.execute(query, params).all())
+        rows = await self.db.rows(query, params)
         return [dict(r._mapping) for r in reversed(rows)]
 
     async def clear_history(self, session_id: str, agent: str) -> int:
         statement = delete(messages).where(messages.c.session_id == session_id, messages.c.agent == agent)
-        return await self.db.write(lambda conn: conn.execute(statement).rowcount or 0)
+        return await self.db.run(statement)
 
     async def append_message(self, session_id: str, role: str, content: str, agent: str | None) -> dict[str, Any]:
         now = now_ms()
@@ -129,14 +129,14 @@ class ConversationStore:
 
     async def list_turns(self, session_id: str) -> list[dict[str, Any]]:
         query = select(turns).where(turns.c.session_id == session_id).order_by(turns.c.created_at)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def tool_calls_for(self, turn_id: str) -> list[dict[str, Any]]:
         query = select(tool_calls).where(tool_calls.c.turn_id == turn_id).order_by(tool_calls.c.created_at)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def set_session_fields(self, session_id: str, **fields: Any) -> None:
         statement = update(sessions).where(sessions.c.id == session_id).values(**fields)
-        await self.db.write(lambda conn: conn.execute(statement))
+        await self.db.run(statement)

@@ -7,14 +7,14 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Insert, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, Insert, Row, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -137,6 +137,21 @@ class Database:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(work)
         return await self._reader.run(work, transaction=False)
+
+    # One statement, the shape most store methods need: their rows come back whole, never as a
+    # live result outside the thread that read them.
+
+    async def rows(self, query: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+        """Every row of one query, read as `read` reads."""
+        return await self.read(lambda conn: conn.execute(query, params).all())
+
+    async def row(self, query: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        """The first row of one query (None when it has none), read as `read` reads."""
+        return await self.read(lambda conn: conn.execute(query, params).first())
+
+    async def run(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
+        """One statement in a transaction of its own, written as `write` writes; the rows it changed."""
+        return await self.write(lambda conn: conn.execute(statement, params).rowcount or 0)
 
     async def size(self) -> int:
         """Bytes the database takes: the SQLite file with its WAL, or the PostgreSQL database."""

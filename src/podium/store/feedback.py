@@ -31,7 +31,7 @@ class FeedbackStore:
 
     async def get(self, turn_id: str) -> dict[str, Any] | None:
         query = select(feedback).where(feedback.c.turn_id == turn_id)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.row(query)
         return dict(row._mapping) if row else None
 
     async def insert(self, turn_id: str, session_id: str, grade: int, comment: str | None) -> dict[str, Any]:
@@ -39,7 +39,7 @@ class FeedbackStore:
         row = {"turn_id": turn_id, "session_id": session_id, "grade": grade, "comment": comment,
                "created_at": now, "updated_at": now}
         statement = feedback.insert().values(**row)
-        await self.db.write(lambda conn: conn.execute(statement))
+        await self.db.run(statement)
         return row
 
     async def update(self, turn_id: str, grade: int, comment: str | None) -> dict[str, Any] | None:
@@ -47,10 +47,10 @@ class FeedbackStore:
         if comment is not None:
             values["comment"] = comment
         statement = update(feedback).where(feedback.c.turn_id == turn_id).values(**values)
-        await self.db.write(lambda conn: conn.execute(statement))
+        await self.db.run(statement)
         return await self.get(turn_id)
 
     async def for_session(self, session_id: str) -> list[dict[str, Any]]:
         query = select(feedback).where(feedback.c.session_id == session_id).order_by(feedback.c.created_at)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]

@@ -76,7 +76,7 @@ class KnowledgeStore:
 
     async def get_collection(self, name: str) -> dict[str, Any] | None:
         query = select(rag_collections).where(rag_collections.c.name == name)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.row(query)
         return dict(row._mapping) if row else None
 
     async def add(self, name: str, embedder: str, dimension: int, documents: int,
@@ -104,13 +104,13 @@ class KnowledgeStore:
         """Every chunk id of a collection and its vectors, in id order."""
         query = (select(rag_chunks.c.id, rag_chunks.c.vector)
                  .where(rag_chunks.c.collection == name).order_by(rag_chunks.c.id))
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, vectors_from([r[1] for r in rows], dimension)
 
     async def chunks(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         query = select(rag_chunks.c.id, rag_chunks.c.text, rag_chunks.c.meta).where(rag_chunks.c.id.in_(ids))
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return {r.id: {"text": r.text, "metadata": r.meta or {}} for r in rows}
 
     async def keyword_ranks(self, name: str, words: list[str], limit: int) -> list[int]:
@@ -127,7 +127,7 @@ class KnowledgeStore:
                          "ORDER BY bm25(rag_chunks_fts) LIMIT :limit")
             params = {"match": fts_match(words)}
         try:
-            rows = await self.db.read(lambda conn: conn.execute(query, {**params, "name": name, "limit": limit}).all())
+            rows = await self.db.rows(query, {**params, "name": name, "limit": limit})
         except OperationalError:  # an SQLite without FTS5 (see migration 0003): vectors alone
             return []
         return [r[0] for r in rows]
@@ -138,7 +138,7 @@ class KnowledgeStore:
         query = (select(rag_collections, func.coalesce(counts.c.chunks, 0).label("chunks"))
                  .select_from(rag_collections.outerjoin(counts, counts.c.collection == rag_collections.c.name))
                  .order_by(rag_collections.c.name))
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def delete_collection(self, name: str) -> int:

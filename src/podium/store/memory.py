@@ -83,20 +83,20 @@ class MemoryStore:
         query = (select(memory_semantic.c.id, memory_semantic.c.session_id, memory_semantic.c.vector)
                  .where(memory_semantic.c.agent == agent, memory_semantic.c.embedder == embedder)
                  .order_by(memory_semantic.c.id))
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, [r[1] for r in rows], vectors_from([r[2] for r in rows], dimension)
 
     async def semantic_rows(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         query = select(memory_semantic.c.id, memory_semantic.c.text, memory_semantic.c.session_id,
                        memory_semantic.c.created_at).where(memory_semantic.c.id.in_(ids))
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return {r.id: dict(r._mapping) for r in rows}
 
     async def has_other_sessions(self, agent: str, session_id: str) -> bool:
         query = select(memory_semantic.c.id).where(
             memory_semantic.c.agent == agent, memory_semantic.c.session_id != session_id).limit(1)
-        return await self.db.read(lambda conn: conn.execute(query).first()) is not None
+        return await self.db.row(query) is not None
 
     # -- notes and facts ----------------------------------------------------------------
 
@@ -114,14 +114,14 @@ class MemoryStore:
         for column, value in (("kind", kind), ("session_id", session_id), ("category", category)):
             if value is not None:
                 query = query.where(memory_notes.c[column] == value)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def categories(self) -> list[dict[str, Any]]:
         query = (select(memory_notes.c.category, func.count().label("count"))
                  .where(memory_notes.c.kind == "fact").group_by(memory_notes.c.category)
                  .order_by(memory_notes.c.category))
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [{"category": r.category, "count": r.count} for r in rows]
 
     # -- conversation summaries ---------------------------------------------------------
@@ -129,14 +129,14 @@ class MemoryStore:
     async def summary(self, session_id: str, agent: str) -> dict[str, Any] | None:
         query = select(conversation_summaries).where(conversation_summaries.c.session_id == session_id,
                                                      conversation_summaries.c.agent == agent)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.row(query)
         return dict(row._mapping) if row else None
 
     async def put_summary(self, session_id: str, agent: str, summary: str, upto_message_id: int) -> None:
         values = {"summary": summary, "upto_message_id": upto_message_id, "updated_at": now_ms()}
         stmt = self._insert(conversation_summaries).values(session_id=session_id, agent=agent, **values)
         statement = stmt.on_conflict_do_update(index_elements=["session_id", "agent"], set_=values)
-        await self.db.write(lambda conn: conn.execute(statement))
+        await self.db.run(statement)
 
     async def drop_summary_if_orphaned(self, session_id: str, agent: str, upto_message_id: int) -> bool:
         """Delete a summary whose messages were cleared (its last folded message is gone)."""
@@ -153,7 +153,7 @@ class MemoryStore:
         query = (select(messages.c.id, messages.c.role, messages.c.content)
                  .where(messages.c.session_id == session_id, messages.c.agent == agent, messages.c.id > after_id)
                  .order_by(messages.c.id))
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     # -- search and episodes ------------------------------------------------------------
@@ -191,7 +191,7 @@ class MemoryStore:
         # Messages reach the index in batches (migration 0012): what is still pending goes in
         # first, so that every message written before this search can be found.
         await self.db.write(index_pending_messages)
-        rows = await self.db.read(lambda conn: conn.execute(sql, {"match": match, "limit": limit}).all())
+        rows = await self.db.rows(sql, {"match": match, "limit": limit})
         return [dict(r._mapping) for r in rows]
 
     async def _pg_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
@@ -214,14 +214,14 @@ class MemoryStore:
             f" FROM (SELECT n.*, -ts_rank(n.{PG_VECTOR}, q.q) AS rank FROM memory_notes n, q"
             f"  WHERE n.{PG_VECTOR} @@ q.q ORDER BY rank LIMIT :limit) AS n, q"
             ") AS found ORDER BY rank LIMIT :limit")
-        rows = await self.db.read(lambda conn: conn.execute(sql, {**params, "limit": limit}).all())
+        rows = await self.db.rows(sql, {**params, "limit": limit})
         return [dict(r._mapping) for r in rows]
 
     async def _like_search(self, words: list[str], limit: int) -> list[dict[str, Any]]:
         # An SQLite built without FTS5: any of the words, newest first.
         found = select(messages).where(or_(*(messages.c.content.ilike(f"%{w}%") for w in words)))
         query = found.order_by(messages.c.id.desc()).limit(limit)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [{"source": "message", "id": r.id, "session_id": r.session_id, "agent": r.agent,
                  "role": r.role, "category": None, "content": r.content, "snippet": r.content[:200],
                  "created_at": r.created_at, "rank": 0.0} for r in rows]

@@ -28,13 +28,13 @@ class ProviderKeyStore:
         statement = self._insert(provider_keys).values(provider=provider, ciphertext=ciphertext, updated_at=now_ms())
         statement = statement.on_conflict_do_update(
             index_elements=["provider"], set_={"ciphertext": ciphertext, "updated_at": now_ms()})
-        await self.db.write(lambda conn: conn.execute(statement))
+        await self.db.run(statement)
 
     async def remove(self, provider: str) -> bool:
         statement = delete(provider_keys).where(provider_keys.c.provider == provider)
-        return bool(await self.db.write(lambda conn: conn.execute(statement).rowcount))
+        return bool(await self.db.run(statement))
 
     async def all(self) -> dict[str, str]:
         query = select(provider_keys.c.provider, provider_keys.c.ciphertext)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return {r[0]: r[1] for r in rows}

@@ -45,7 +45,7 @@ class TraceStore:
 
     async def trace(self, trace_id: str) -> list[dict[str, Any]]:
         query = select(spans).where(spans.c.trace_id == trace_id).order_by(spans.c.start_ms)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def recent(self, limit: int, agent: str | None = None) -> list[list[dict[str, Any]]]:
@@ -79,7 +79,7 @@ class TraceStore:
     async def prune(self, before_ms: float) -> int:
         """Delete spans that started before `before_ms` (retention)."""
         statement = delete(spans).where(spans.c.start_ms < before_ms)
-        return await self.db.write(lambda conn: conn.execute(statement).rowcount or 0)
+        return await self.db.run(statement)
 
     async def count(self) -> int:
         query = select(func.count()).select_from(spans)

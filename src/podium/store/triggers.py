@@ -44,7 +44,7 @@ class TriggerStore:
         """Insert a pending trigger; None when its idempotency key is already taken."""
         row = {**row, "status": "pending", "runs": 0, "created_at": now_ms()}
         try:
-            await self.db.write(lambda conn: conn.execute(triggers.insert().values(**row)))
+            await self.db.run(triggers.insert().values(**row))
         except IntegrityError:
             return None
         return row
@@ -56,25 +56,25 @@ class TriggerStore:
         return await self._one(triggers.c.idempotency_key == key)
 
     async def _one(self, where: Any) -> dict[str, Any] | None:
-        row = await self.db.read(lambda conn: conn.execute(select(triggers).where(where)).first())
+        row = await self.db.row(select(triggers).where(where))
         return dict(row._mapping) if row else None
 
     async def pending_ids(self) -> list[str]:
         query = select(triggers.c.id).where(triggers.c.status == "pending").order_by(triggers.c.created_at)
-        return [r[0] for r in await self.db.read(lambda conn: conn.execute(query).all())]
+        return [r[0] for r in await self.db.rows(query)]
 
     async def requeue_running(self) -> int:
         """At start-up: runs cut short by the last stop go back to pending."""
         statement = update(triggers).where(triggers.c.status == "running").values(status="pending")
-        return await self.db.write(lambda conn: conn.execute(statement).rowcount or 0)
+        return await self.db.run(statement)
 
     async def claim(self, event_id: str) -> dict[str, Any] | None:
         statement = update(triggers).where(triggers.c.id == event_id, triggers.c.status == "pending").values(
             status="running", started_at=now_ms(), runs=triggers.c.runs + 1)
-        claimed = await self.db.write(lambda conn: conn.execute(statement).rowcount)
+        claimed = await self.db.run(statement)
         return await self.get(event_id) if claimed else None
 
     async def finish(self, event_id: str, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
         statement = update(triggers).where(triggers.c.id == event_id).values(
             status="failed" if error else "completed", result=result, error=error, finished_at=now_ms())
-        await self.db.write(lambda conn: conn.execute(statement))
+        await self.db.run(statement)

@@ -21,16 +21,16 @@ class TurnQueries:
 
     async def turn(self, turn_id: str) -> dict[str, Any] | None:
         query = select(turns).where(turns.c.id == turn_id)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.row(query)
         return dict(row._mapping) if row else None
 
     async def session_exists(self, session_id: str) -> bool:
         query = select(sessions.c.id).where(sessions.c.id == session_id)
-        return await self.db.read(lambda conn: conn.execute(query).first()) is not None
+        return await self.db.row(query) is not None
 
     async def session_turns(self, session_id: str) -> list[dict[str, Any]]:
         query = select(turns).where(turns.c.session_id == session_id).order_by(turns.c.created_at, turns.c.id)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def window(self, since_ms: int | None = None, *, limit: int | None = None,
@@ -41,7 +41,7 @@ class TurnQueries:
         query = _since(query, since_ms)
         if limit is not None:
             query = query.limit(limit)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def totals(self, since_ms: int) -> dict[str, Any]:
@@ -63,7 +63,7 @@ class TurnQueries:
                        func.sum(turns.c.cost_usd).label("cost_usd"), func.sum(turns.c.total_ms).label("total_ms"),
                        func.min(turns.c.created_at).label("first")).group_by(bucket)
         query = _since(query, since_ms)
-        rows = [dict(r._mapping) for r in await self.db.read(lambda conn: conn.execute(query).all())]
+        rows = [dict(r._mapping) for r in await self.db.rows(query)]
         return min((r.pop("first") for r in rows), default=None), rows
 
     def _attempts(self, since_ms: int | None) -> tuple[Any, dict[str, Any]]:
@@ -99,7 +99,7 @@ class TurnQueries:
         if not cache_hits:
             query = query.where(func.coalesce(f["cache"], "") != "hit")
         rows = [{k: (int(v or 0) if k != "key" else v) for k, v in r._mapping.items()}
-                for r in await self.db.read(lambda conn: conn.execute(query).all())]
+                for r in await self.db.rows(query)]
         return sorted(rows, key=lambda r: r["key"])  # Python's order: PostgreSQL's collation may differ
 
     async def latencies(self, since_ms: int | None, model: str | None = None) -> dict[str, list[float]]:
@@ -110,7 +110,7 @@ class TurnQueries:
         if model is not None:
             query = query.where(f["model"] == model)
         found: dict[str, list[float]] = {}
-        for name, ms in await self.db.read(lambda conn: conn.execute(query).all()):
+        for name, ms in await self.db.rows(query):
             found.setdefault(name, []).append(float(ms))
         return found
 
@@ -119,7 +119,7 @@ class TurnQueries:
         query = (select(turns.c.agent, func.count().label("turns"), func.sum(turns.c.cost_usd).label("cost_usd"))
                  .group_by(turns.c.agent))
         query = _since(query, since_ms)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return sorted(({"agent": r.agent, "turns": int(r.turns), "cost_usd": float(r.cost_usd or 0.0)} for r in rows),
                       key=lambda r: r["agent"])
 
@@ -129,14 +129,14 @@ class TurnQueries:
                  .select_from(feedback.join(turns, turns.c.id == feedback.c.turn_id))
                  .where(turns.c.model.is_not(None), turns.c.model != "").group_by(turns.c.model))
         query = _since(query, since_ms)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return {m: (float(avg), int(n)) for m, avg, n in rows}
 
     async def tool_calls(self, turn_ids: list[str]) -> list[dict[str, Any]]:
         if not turn_ids:
             return []
         query = select(tool_calls).where(tool_calls.c.turn_id.in_(turn_ids)).order_by(tool_calls.c.created_at)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     async def counts(self) -> dict[str, int]:

@@ -165,17 +165,17 @@ class WorkStore:
 
     async def list_projects(self) -> list[Project]:
         query = select(projects).order_by(projects.c.created_at, projects.c.id)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [_project(r._mapping) for r in rows]
 
     async def get_project(self, project_id: str) -> Project | None:
         query = select(projects).where(projects.c.id == project_id)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.row(query)
         return _project(row._mapping) if row else None
 
     async def create_project(self, name: str, base_path: str | None) -> Project:
         row = {"id": new_id("proj_"), "name": name, "base_path": base_path, "created_at": now_ms()}
-        await self.db.write(lambda conn: conn.execute(projects.insert().values(**row)))
+        await self.db.run(projects.insert().values(**row))
         return _project(row)
 
     # -- tasks ----------------------------------------------------------------------------
@@ -376,7 +376,7 @@ class WorkStore:
     async def sessions_without_nickname(self) -> list[dict[str, Any]]:
         query = select(sessions).where(
             (sessions.c.nickname.is_(None)) | (sessions.c.nickname == "")).order_by(sessions.c.started_at)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.rows(query)
         return [dict(r._mapping) for r in rows]
 
     # -- reading records ------------------------------------------------------------------
