@@ -1,13 +1,14 @@
-"""Unit tests of the in-memory vector matrices: appends that grow a cached matrix in place, and
-the widening ranking that recall uses to leave a session's own rows out."""
+"""Unit tests of the in-memory vector matrices: appends that grow a cached matrix in place, the
+widening ranking that recall uses to leave a session's own rows out, and where a ranking runs."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 
-from podium.services.vectors import MatrixCache, top_matches_where
+from podium.services.vectors import THREAD_BYTES, MatrixCache, run_ranking, top_matches, top_matches_where
 
 
 def unit_rows(count: int, seed: int) -> np.ndarray:
@@ -66,3 +67,23 @@ def test_top_matches_where_widens_past_the_rows_it_leaves_out():
     # A floor above every remaining score stops the search with what passed: nothing here.
     assert top_matches_where(vectors, query, 3, lambda row: row not in excluded, min_score=0.999) == []
     assert top_matches_where(vectors, query, 0, lambda row: True) == []
+
+
+def test_large_matrices_are_ranked_off_the_event_loop_with_the_same_answer():
+    small = unit_rows(100, 4)
+    large = unit_rows(THREAD_BYTES // (8 * 4) + 1, 5)
+    assert small.nbytes < THREAD_BYTES <= large.nbytes
+
+    def ranking(vectors, query, k):
+        return threading.current_thread(), top_matches(vectors, query, k)
+
+    async def scenario():
+        return [await run_ranking(ranking, m, m[7], 5) for m in (small, large)]
+
+    (small_thread, small_found), (large_thread, large_found) = asyncio.run(scenario())
+    assert small_thread is threading.current_thread()  # the hop would cost more than the ranking
+    assert large_thread is not threading.current_thread()  # the event loop's thread stays free
+    for matrix, (rows, scores) in ((small, small_found), (large, large_found)):
+        reference = matrix @ matrix[7]  # BLAS's product, against the ranking's own
+        assert rows[0] == 7 and rows.tolist() == np.argsort(-reference, kind="stable")[:5].tolist()
+        assert np.allclose(scores, np.clip(reference[rows], 0.0, 1.0), atol=1e-6)

@@ -21,7 +21,7 @@ from podium.bus import EventBus
 from podium.errors import Conflict, NotFound, Unprocessable
 from podium.runtime.chunking import chunk_text, check
 from podium.runtime.embeddings.base import Embedder
-from podium.services.vectors import Loaded, MatrixCache, top_matches
+from podium.services.vectors import Loaded, MatrixCache, cosines, run_ranking, top_matches
 from podium.store.fulltext import keywords
 from podium.store.knowledge import KnowledgeStore
 
@@ -86,7 +86,7 @@ class KnowledgeService:
         if mode == "hybrid":
             ranked = await self._hybrid(collection, query, ids, vectors, vector, top_k)
         else:
-            rows, scores = top_matches(vectors, vector, top_k)
+            rows, scores = await run_ranking(top_matches, vectors, vector, top_k)
             ranked = [(int(ids[r]), float(s)) for r, s in zip(rows, scores, strict=True)]
         ranked = [(i, s) for i, s in ranked if s >= score_threshold]
         found = await self.store.chunks([i for i, _ in ranked])
@@ -101,7 +101,7 @@ class KnowledgeService:
                       vector: np.ndarray, top_k: int) -> list[tuple[int, float]]:
         """Reciprocal rank fusion of the vector and BM25 rankings; scores stay cosines."""
         depth = max(top_k * 4, 50)
-        rows, _ = top_matches(vectors, vector, depth)
+        rows, _ = await run_ranking(top_matches, vectors, vector, depth)
         vector_ranked = [int(ids[r]) for r in rows]
         words = keywords(query, drop_common=True)
         keyword_ranked = await self.store.keyword_ranks(collection, words, depth) if words else []
@@ -116,8 +116,8 @@ class KnowledgeService:
         positions = np.searchsorted(ids, order)
         known = (positions < len(ids)) & (ids[np.minimum(positions, len(ids) - 1)] == order)
         order, positions = order[known][:top_k], positions[known][:top_k]
-        cosines = np.clip(vectors[positions] @ vector, 0.0, 1.0)
-        return [(int(i), float(c)) for i, c in zip(order, cosines, strict=True)]
+        scores = np.clip(cosines(vectors[positions], vector), 0.0, 1.0)
+        return [(int(i), float(c)) for i, c in zip(order, scores, strict=True)]
 
     async def collections(self) -> list[dict[str, Any]]:
         return [{"name": c["name"], "documents": c["documents"], "chunks": c["chunks"],

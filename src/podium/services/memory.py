@@ -31,7 +31,7 @@ from podium.runtime.loop import RunState
 from podium.runtime.providers.base import ModelRequest, last_content
 from podium.runtime.events import TextDelta
 from podium.services.knowledge import KnowledgeService
-from podium.services.vectors import MatrixCache, top_matches_where
+from podium.services.vectors import MatrixCache, run_ranking, top_matches_where
 from podium.settings import Settings
 from podium.store.conversations import ConversationStore, TurnRecord
 from podium.store.memory import MemoryStore
@@ -270,7 +270,8 @@ class MemoryService:
             vector = await self._embed_one(query)
         ids, sessions, vectors = await self.cache.get(
             f"memory:{agent}", lambda: self.store.semantic_matrix(agent, self.embedder.name, len(vector)))
-        best = top_matches_where(vectors, vector, top_k, lambda row: sessions[row] != exclude_session, min_score)
+        best = await run_ranking(top_matches_where, vectors, vector, top_k,
+                                 lambda row: sessions[row] != exclude_session, min_score)
         picked = [(int(ids[row]), score) for row, score in best]
         found = await self.store.semantic_rows([i for i, _ in picked])
         return [{"text": found[i]["text"], "score": round(s, 6),
