@@ -67,6 +67,15 @@ def run() -> Section:
                 section.notes.append(f"Profile of queries at {ingested:,} chunks (bench/profiles/s5_rag_query.txt):"
                                      "\n\n```\n" + profile.summary() + "\n```")
     section.notes.append(
+        "The profile counts time holding the GIL only. The embedding model's forward pass and the "
+        "ranking's product let go of it (both run in worker threads), so neither shows there at its "
+        "size. Timed inside the server instead, at 100,000 chunks on this 2-core machine (medians of "
+        "about 400 queries): embedding 10.8-11.7 ms, ranking 8.2-8.7 ms, fetching the 5 chunks "
+        "0.9-1.0 ms, the collection lookup 0.5-0.6 ms; HTTP and the rest about 1.5 ms. Before commit "
+        "446ca1c the ranking went through OpenBLAS (`@`), whose worker threads spin after each product "
+        "on the cores that the embedding model's torch threads wanted next: embedding 20-29 ms, "
+        "ranking 13.5-16 ms, p50 38-50 ms and p99 123-134 ms, in the same setting.")
+    section.notes.append(
         f"Documents of 40 random words (one chunk each), ingested {BATCH} per request into one collection "
         "with the local embedder (all-MiniLM-L6-v2 on CPU). Queries are distinct strings (no query cache "
         f"hit), {QUERIES} at concurrency 1, after 5 unmeasured ones. "
