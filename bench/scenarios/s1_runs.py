@@ -183,4 +183,4 @@ def semantic_memory(upstream, figures: list[dict], section: Section) -> None:  #
         "`memory: {semantic: false}` so that they measure the server's own path; these rows show what "
         "the default costs (measured after 500 runs and a semantic search, which waits for the model to "
         "load and for the queued messages to be stored; against the relay figures of the same run). Runs "
-        "before commit 3357f05 measured c=1 while the model was still loading.")
+        "before commit 8878beb measured c=1 while the model was still loading.")
