@@ -28,18 +28,23 @@ def test_a_running_server_keeps_its_start_up_objects_out_of_collections(podium):
 
 @pytest.mark.slow
 def test_loaded_models_are_left_out_of_collections(tmp_path):
-    # A process of its own: in this one, earlier tests may have loaded both models already.
-    with podium_process(tmp_path, [ECHO, SMALL], {"default_agent": "echo", "local_max_new_tokens": 4}) as url, \
+    # A process of its own: in this one, earlier tests may have loaded both models already. No
+    # agent uses semantic memory, so the embedder waits for its first use instead of loading at
+    # start-up, and each model's load can be counted on its own.
+    quiet = {**ECHO, "memory": {"semantic": False}}
+    with podium_process(tmp_path, [quiet, SMALL], {"default_agent": "echo", "local_max_new_tokens": 4}) as url, \
             httpx.Client(base_url=url, timeout=300) as http:
-        def frozen() -> int:
-            return http.get("/api/stats/capacity").json()["heap"]["frozen_objects"]
+        def capacity() -> dict:
+            return http.get("/api/stats/capacity").json()
 
-        started = frozen()
+        started = capacity()["heap"]["frozen_objects"]
         assert started >= 50_000  # what start-up left
         answer = http.post("/v1/agents/small/run", json={"query": "Say hi", "session_id": "t"})
         assert answer.status_code == 200 and answer.json()["provider"] == "local"
-        model = frozen()
-        assert model - started >= 200_000  # torch and transformers: ~370,000
-        assert http.post("/v1/agents/echo/run", json={"query": "I keep bees.", "session_id": "s"}).status_code == 200
-        assert http.get("/v1/memory/echo/semantic", params={"query": "bees"}).json()["results"]  # embedder loaded
-        assert frozen() - model >= 20_000  # sentence-transformers on top: ~54,000
+        after_model = capacity()
+        assert after_model["heap"]["frozen_objects"] - started >= 200_000  # torch and transformers: ~370,000
+        assert after_model["embedder"]["ready"] is False  # nothing asked for it
+        assert http.get("/v1/memory/echo/semantic", params={"query": "bees"}).status_code == 200  # loads it
+        after_embedder = capacity()
+        assert after_embedder["embedder"]["ready"] is True
+        assert after_embedder["heap"]["frozen_objects"] - after_model["heap"]["frozen_objects"] >= 20_000  # ~54,000

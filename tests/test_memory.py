@@ -4,6 +4,7 @@ the remember tool, console memory routes, FTS5 search, and conversation strategi
 from __future__ import annotations
 
 import json
+import time
 
 from podium.runtime.memory import SUMMARY_PROMPT
 
@@ -36,6 +37,32 @@ def test_semantic_memory_is_searchable_by_meaning_and_survives_restart(podium):
     again = server.http.get("/v1/memory/echo/semantic", params={"query": "coding in which language"}).json()
     assert again["results"][0]["text"] == "My favourite programming language is Rust."
     assert len(again["results"]) == 2
+
+
+def embedder_ready(server) -> bool:
+    return server.http.get("/api/stats/capacity").json()["embedder"]["ready"]
+
+
+def test_the_embedder_loads_at_start_up_when_the_agents_will_need_it(podium):
+    def ready_within(server, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not embedder_ready(server):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    # Semantic memory on (the default): loaded with no request asking for it.
+    assert ready_within(podium([ECHO]), 180)
+    # The model is now in this process, so a load would take well under a second from here on:
+    # a server that does not need it, or is told not to, is still without it after one.
+    quiet = podium([{**ECHO, "memory": {"semantic": False}}])
+    assert not ready_within(quiet, 1)
+    assert not ready_within(podium([ECHO], {"embedder_preload": False}), 1)
+    # A RAG collection needs it too: loaded at the next start.
+    quiet.http.post("/v1/rag/ingest", json={"collection": "kb", "documents": [{"text": "hi"}]}).raise_for_status()
+    assert embedder_ready(quiet)
+    assert ready_within(quiet.restart(), 30)
 
 
 def test_semantic_route_errors_and_opt_out(podium):

@@ -140,6 +140,11 @@ class Core:
         await self.approvals.start()
         await self.triggers.start()
 
+    def warm_up(self) -> None:
+        """Begin loading, in the background, the models the served agents need first. The web
+        app calls it once started; the CLI's one-off commands do not."""
+        self.memory.warm_up(self.agents.all())
+
     async def stop(self) -> None:
         await self.triggers.stop()
         await self.session_worker.shutdown()

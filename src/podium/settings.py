@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     embedder_model: str = Field("text-embedding-3-small", description="Model name for `embedder: openai`.")
     embedder_api_key: SecretStr | None = Field(None, description="API key for `embedder: openai`.")
     embedder_batch_size: int = Field(64, ge=1, le=2048, description="Texts per embedding batch.")
+    embedder_preload: bool = Field(
+        True, description="The server loads the local embedder in the background at start-up when an agent "
+                          "uses semantic memory or knowledge, or a RAG collection exists; false: on first use.")
     rag_cache_mb: int = Field(
         512, ge=0, description="Memory for cached collection vector matrices (least recently used leave first).")
     memory_queue_size: int = Field(

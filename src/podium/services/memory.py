@@ -61,6 +61,7 @@ class MemoryService:
         self.bus = bus  # notes are announced to /ws clients
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=settings.memory_queue_size)
         self._worker: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
         self.dropped = 0
         self.embedded = 0  # texts sent to the embedder for semantic memory (recall and storage)
         self.reused = 0  # user messages stored with the vector their run's recall computed
@@ -249,7 +250,24 @@ class MemoryService:
         while self._worker is not None and not self._worker.done():
             await asyncio.wait({self._worker})
 
+    def warm_up(self, specs: list[AgentSpec]) -> None:
+        """Load the embedder in the background if it will be needed. Loaded on first use instead,
+        under load, it took 11-14 s: the queue filled and dropped messages meanwhile, and the
+        loading thread's hold on the GIL slowed every run (bench/RESULTS.md, scenario 1)."""
+        if self.settings.embedder_preload and self.embedder.available and not self.embedder.ready:
+            needed = any(self._semantic_on(spec) or spec.knowledge for spec in specs)
+            self._warming = asyncio.create_task(self._warm(needed), name="embedder:warm")
+
+    async def _warm(self, needed: bool) -> None:
+        try:
+            if needed or await self.knowledge.collections():
+                await self.embedder.warm()
+        except Exception as exc:  # the first use will meet the same failure and report it
+            log.warning("could not load the embedder %s at start-up: %s", self.embedder.name, exc)
+
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()  # a load in progress finishes in its thread, unawaited
         if self._worker is not None and not self._worker.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._worker), timeout=10)

