@@ -161,8 +161,9 @@ def semantic_memory(upstream, figures: list[dict], section: Section) -> None:  #
     agent = upstream_agent("bench-run", upstream, TOKENS, memory={})
     with start_podium([agent]).wait_healthy() as podium:
         load("http", podium.url + PATH, BODY, concurrency=16, requests=500)
-        # The first embedding loads the model (seconds, and longer under load); a search waits for
-        # every queued message to be stored, so the rows below measure the loaded model only.
+        # The model loads in the background from start-up (about 7 s on 2 cores, longer under this
+        # load); a search waits for it and for every queued message to be stored, so the rows
+        # below measure the loaded model only.
         httpx.get(podium.url + "/v1/memory/bench-run/semantic", params={"query": "warm up"},
                   timeout=600).raise_for_status()
         for f in figures:
