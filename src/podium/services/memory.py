@@ -251,9 +251,9 @@ class MemoryService:
             await asyncio.wait({self._worker})
 
     def warm_up(self, specs: list[AgentSpec]) -> None:
-        """Load the embedder in the background if it will be needed. Loaded on first use instead,
-        under load, it took 11-14 s: the queue filled and dropped messages meanwhile, and the
-        loading thread's hold on the GIL slowed every run (bench/RESULTS.md, scenario 1)."""
+        """Load the embedder in the background if it will be needed. Loaded on first use under
+        load instead, it stored nothing for seconds: runs found no earlier sessions to recall
+        from, went faster than storage could follow, and the queue dropped their messages."""
         if self.settings.embedder_preload and self.embedder.available and not self.embedder.ready:
             needed = any(self._semantic_on(spec) or spec.knowledge for spec in specs)
             self._warming = asyncio.create_task(self._warm(needed), name="embedder:warm")

