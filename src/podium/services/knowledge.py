@@ -119,6 +119,10 @@ class KnowledgeService:
         scores = np.clip(cosines(vectors[positions], vector), 0.0, 1.0)
         return [(int(i), float(c)) for i, c in zip(order, scores, strict=True)]
 
+    async def has_collections(self) -> bool:
+        """Whether any collection exists (without counting chunks, as `collections` does)."""
+        return await self.store.has_collections()
+
     async def collections(self) -> list[dict[str, Any]]:
         return [{"name": c["name"], "documents": c["documents"], "chunks": c["chunks"],
                  "embedder": c["embedder"], "dimension": c["dimension"],

@@ -260,7 +260,7 @@ class MemoryService:
 
     async def _warm(self, needed: bool) -> None:
         try:
-            if needed or await self.knowledge.collections():
+            if needed or await self.knowledge.has_collections():
                 await self.embedder.warm()
         except Exception as exc:  # the first use will meet the same failure and report it
             log.warning("could not load the embedder %s at start-up: %s", self.embedder.name, exc)

@@ -132,6 +132,9 @@ class KnowledgeStore:
             return []
         return [r[0] for r in rows]
 
+    async def has_collections(self) -> bool:
+        return await self.db.row(select(rag_collections.c.name).limit(1)) is not None
+
     async def list_collections(self) -> list[dict[str, Any]]:
         counts = (select(rag_chunks.c.collection, func.count().label("chunks"))
                   .group_by(rag_chunks.c.collection).subquery())
