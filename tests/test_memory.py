@@ -59,7 +59,7 @@ def test_the_embedder_loads_at_start_up_when_the_agents_will_need_it(podium):
     quiet = podium([{**ECHO, "memory": {"semantic": False}}])
     assert not ready_within(quiet, 1)
     assert not ready_within(podium([ECHO], {"embedder_preload": False}), 1)
-    # So does an agent's knowledge, and a RAG collection (loaded at the next start).
+    # An agent's knowledge needs it too, and so does a RAG collection (loaded at the next start).
     assert ready_within(podium([{**ECHO, "memory": {"semantic": False}, "knowledge": ["kb"]}]), 30)
     quiet.http.post("/v1/rag/ingest", json={"collection": "kb", "documents": [{"text": "hi"}]}).raise_for_status()
     assert embedder_ready(quiet)
