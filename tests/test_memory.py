@@ -147,6 +147,26 @@ def test_a_recalled_message_is_stored_with_the_vector_its_recall_computed(podium
 
 
 
+def test_messages_the_queue_has_no_room_for_are_read_back_not_lost(podium):
+    """With a queue of one, concurrent runs overflow it; every user message is still stored,
+    once, from the messages table after the queue has emptied."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = podium([ECHO], {"memory_queue_size": 1})
+    texts = [f"Note {i}: the {word} is in drawer {i}." for i, word in enumerate(["key", "map", "pen", "cup"] * 15)]
+
+    def send(i: int) -> None:
+        run(server, "echo", texts[i], f"burst-{i}")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(send, range(len(texts))))
+    found = server.http.get("/v1/memory/echo/semantic", params={"query": "drawer", "top_k": 100}).json()["results"]
+    assert sorted(r["text"] for r in found) == sorted(texts)  # each message, none twice
+    assert {r["metadata"]["session_id"] for r in found} == {f"burst-{i}" for i in range(len(texts))}
+    figures = server.http.get("/api/stats/capacity").json()["semantic_memory"]
+    assert figures["deferred"] > 0 and figures["read_back"] == figures["deferred"]
+
+
 def test_memories_stored_together_keep_their_own_ids(tmp_path):
     """A batch of memories is one multi-row INSERT through the database's writer: each row's id
     comes back in the order given, since the vector cache pairs ids with vectors by position."""

@@ -129,7 +129,8 @@ class Settings(BaseSettings):
     rag_cache_mb: int = Field(
         512, ge=0, description="Memory for cached collection vector matrices (least recently used leave first).")
     memory_queue_size: int = Field(
-        1000, ge=1, description="User messages waiting to be embedded for semantic memory; more are dropped.")
+        1000, ge=1, description="User messages waiting to be embedded for semantic memory; more are read "
+                                "back from the database once the queue has emptied.")
     memory_recall_top_k: int = Field(3, ge=0, le=50, description="Memories from other sessions offered per run.")
     memory_recall_min_score: float = Field(
         0.35, ge=0, le=1, description="Least similarity for a memory or knowledge chunk to join a run's context.")

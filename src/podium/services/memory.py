@@ -4,7 +4,8 @@
   ConversationService._context; `summary` stores its LLM-written summary.
 - Semantic memory: every user message an agent sees is embedded (in the background, through
   a bounded queue, so runs never wait for it) and stored with {session_id, timestamp}; the
-  closest memories from the agent's OTHER sessions join later runs' context.
+  closest memories from the agent's OTHER sessions join later runs' context. Messages the queue
+  has no room for are read back from the messages table once it has emptied.
 - Knowledge: an agent's `knowledge` collections add their best chunks to its context.
 - Working notes and facts written with the `remember` tool; the episodic view of runs and
   tool calls; full-text search over messages and notes.
@@ -17,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,7 +43,45 @@ log = logging.getLogger(__name__)
 # Whole, one 3 MB message took a later run past the local model's window.
 RECALLED_CHARS = 1_000
 
-Pending = tuple[str, str, str, int, np.ndarray | None]  # agent, session_id, text, created_at, vector if known
+# Messages stored (or read back) per transaction.
+BATCH = 256
+
+
+class Pending(NamedTuple):
+    """A user message waiting to be stored in semantic memory."""
+
+    agent: str
+    session_id: str
+    text: str
+    created_at: int
+    turn_id: str
+    vector: np.ndarray | None  # the one its run's recall computed, if any
+
+
+class Backlog:
+    """Where the messages that the queue had no room for begin, and whose they are: enough to
+    read them back from the messages table, so an overflow costs no memory and loses nothing.
+
+    The first overflow's message has the backlog's lowest id: the turn writer commits turns in
+    order and settles them in that order, and no after hook before memory's waits. Until the
+    backlog is read to its end, every new message joins it rather than the queue, so the queue
+    (drained first) never holds a message that is also read back."""
+
+    def __init__(self) -> None:
+        self.agents: set[str] = set()
+        self.first: tuple[str, str] | None = None  # (session_id, turn_id) of the first overflow
+        self.last: tuple[str, str] | None = None
+        self.next_id: int | None = None  # the next message id to read back from
+        self.grew = False  # an overflow since the last read: that read may have missed it
+
+    def add(self, agent: str, session_id: str, turn_id: str) -> None:
+        self.agents.add(agent)
+        self.first = self.first or (session_id, turn_id)
+        self.last = (session_id, turn_id)
+        self.grew = True
+
+    def __bool__(self) -> bool:
+        return bool(self.agents)
 
 
 class MemoryService:
@@ -60,9 +99,11 @@ class MemoryService:
         self.loop = loop
         self.bus = bus  # notes are announced to /ws clients
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=settings.memory_queue_size)
+        self._backlog = Backlog()
         self._worker: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
-        self.dropped = 0
+        self.deferred = 0  # messages left to be read back: the queue was full, or a backlog was being read
+        self.read_back = 0  # messages stored from the messages table
         self.embedded = 0  # texts sent to the embedder for semantic memory (recall and storage)
         self.reused = 0  # user messages stored with the vector their run's recall computed
 
@@ -194,16 +235,17 @@ class MemoryService:
         return "From earlier conversations with this user:\n" + "\n".join(lines) if lines else None
 
     async def after_run(self, state: RunState, record: TurnRecord) -> None:
-        """Queue the user's message for embedding; never waits, drops when the queue is full."""
+        """Queue the user's message for embedding; never waits. When the queue is full the message
+        is read back from the database once the queue has emptied."""
         if not record.user_message or not self._semantic_on(state.spec):
             return
-        text, vector = state.hook_data.get("memory.vector", (None, None))
-        try:
-            self._queue.put_nowait((state.spec.name, record.session_id, record.user_message, now_ms(),
-                                    vector if text == record.user_message else None))
-        except asyncio.QueueFull:
-            self.dropped += 1
-            return
+        if self._backlog or self._queue.full():  # while older messages are read back, newer ones join them
+            self.deferred += 1
+            self._backlog.add(state.spec.name, record.session_id, record.turn_id)
+        else:
+            text, vector = state.hook_data.get("memory.vector", (None, None))
+            self._queue.put_nowait(Pending(state.spec.name, record.session_id, record.user_message, now_ms(),
+                                           record.turn_id, vector if text == record.user_message else None))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._embed_pending(), name="memory:semantic")
 
@@ -211,27 +253,62 @@ class MemoryService:
         return spec.memory.semantic and self.embedder.available
 
     async def _embed_pending(self) -> None:
-        """Embed and store queued messages in batches until the queue is empty."""
-        while not self._queue.empty():
-            batch = [self._queue.get_nowait() for _ in range(min(self._queue.qsize(), 256))]
+        """Store queued messages in batches until the queue is empty, then the backlog."""
+        while not self._queue.empty() or self._backlog:
+            if not self._queue.empty():
+                batch = [self._queue.get_nowait() for _ in range(min(self._queue.qsize(), BATCH))]
+            else:
+                try:
+                    batch = await self._read_back()
+                except Exception:  # the database is failing: retrying at once would only spin
+                    log.exception("could not read back %d deferred messages for semantic memory", self.deferred)
+                    self._backlog = Backlog()
+                    continue
             try:
-                vectors = await self._vectors(batch)
-                rows = [{"agent": a, "session_id": s, "text": t, "created_at": at} for a, s, t, at, _ in batch]
-                ids = await self.store.add_semantic(rows, vectors, self.embedder.name)
+                await self._store(batch)
             except Exception:  # memory is best effort; the run it came from is long recorded
                 log.exception("could not store %d semantic memories", len(batch))
-                continue
-            for agent in {a for a, *_ in batch}:
-                mine = [i for i, row in enumerate(rows) if row["agent"] == agent]
-                self.cache.append(f"memory:{agent}", np.array([ids[i] for i in mine], dtype=np.int64),
-                                  [rows[i]["session_id"] for i in mine], vectors[mine])
+
+    async def _read_back(self) -> list[Pending]:
+        """The backlog's next messages from the messages table; clears the backlog at its end."""
+        backlog = self._backlog
+        if backlog.next_id is None:
+            for session_id, turn_id in filter(None, (backlog.first, backlog.last)):
+                # The first overflow's session may have been deleted since: then from the last.
+                backlog.next_id = await self.store.first_message_id(session_id, turn_id)
+                if backlog.next_id is not None:
+                    break
+            else:
+                self._backlog = Backlog()
+                return []
+        backlog.grew = False
+        rows = await self.store.unremembered(sorted(backlog.agents), backlog.next_id, BATCH)
+        if rows:
+            backlog.next_id = rows[-1]["id"] + 1
+        elif not backlog.grew:  # nothing overflowed during the read: the backlog is all stored
+            self._backlog = Backlog()
+        self.read_back += len(rows)
+        return [Pending(r["agent"], r["session_id"], r["content"], r["created_at"], r["turn_id"], None)
+                for r in rows]
+
+    async def _store(self, batch: list[Pending]) -> None:
+        if not batch:
+            return
+        vectors = await self._vectors(batch)
+        rows = [{"agent": p.agent, "session_id": p.session_id, "text": p.text, "created_at": p.created_at,
+                 "turn_id": p.turn_id} for p in batch]
+        ids = await self.store.add_semantic(rows, vectors, self.embedder.name)
+        for agent in {p.agent for p in batch}:
+            mine = [i for i, row in enumerate(rows) if row["agent"] == agent]
+            self.cache.append(f"memory:{agent}", np.array([ids[i] for i in mine], dtype=np.int64),
+                              [rows[i]["session_id"] for i in mine], vectors[mine])
 
     async def _vectors(self, batch: list[Pending]) -> np.ndarray:
         """The batch's vectors: those its runs' recall computed, the others embedded now."""
-        missing = [text for _, _, text, _, vector in batch if vector is None]
+        missing = [p.text for p in batch if p.vector is None]
         self.reused += len(batch) - len(missing)
         fresh = iter(await self._embed(missing) if missing else ())
-        vectors = [next(fresh) if vector is None else vector for *_, vector in batch]
+        vectors = [next(fresh) if p.vector is None else p.vector for p in batch]
         return np.stack(vectors).astype(np.float32, copy=False)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
@@ -242,8 +319,10 @@ class MemoryService:
         return (await self._embed([text]))[0]
 
     def figures(self) -> dict[str, int]:
-        """Semantic memory's texts embedded, vectors reused from recall, messages dropped."""
-        return {"embedded": self.embedded, "reused": self.reused, "dropped": self.dropped}
+        """Semantic memory's texts embedded, vectors reused from recall, messages the queue had no
+        room for, and messages read back from the database."""
+        return {"embedded": self.embedded, "reused": self.reused, "deferred": self.deferred,
+                "read_back": self.read_back}
 
     async def flush(self) -> None:
         """Wait until every queued message is stored (tests, shutdown)."""
@@ -253,7 +332,7 @@ class MemoryService:
     def warm_up(self, specs: list[AgentSpec]) -> None:
         """Load the embedder in the background if it will be needed. Loaded on first use under
         load instead, it stored nothing for seconds: runs found no earlier sessions to recall
-        from, went faster than storage could follow, and the queue dropped their messages."""
+        from, and their messages waited to be read back from the database."""
         if self.settings.embedder_preload and self.embedder.available and not self.embedder.ready:
             needed = any(self._semantic_on(spec) or spec.knowledge for spec in specs)
             self._warming = asyncio.create_task(self._warm(needed), name="embedder:warm")

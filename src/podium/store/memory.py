@@ -32,7 +32,9 @@ memory_semantic = Table(
     Column("embedder", String(200), nullable=False),
     Column("vector", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("turn_id", String(40)),  # the run whose user message this is (migration 0014)
     Index("ix_memory_semantic_agent", "agent", "embedder", "id"),
+    Index("ix_memory_semantic_turn", "turn_id"),
 )
 
 memory_notes = Table(
@@ -92,6 +94,24 @@ class MemoryStore:
                        memory_semantic.c.created_at).where(memory_semantic.c.id.in_(ids))
         rows = await self.db.rows(query)
         return {r.id: dict(r._mapping) for r in rows}
+
+    async def first_message_id(self, session_id: str, turn_id: str) -> int | None:
+        """The id of a turn's first message (None once its session is gone)."""
+        query = select(func.min(messages.c.id)).where(messages.c.session_id == session_id,
+                                                      messages.c.turn_id == turn_id)
+        row = await self.db.row(query)
+        return row[0] if row else None
+
+    async def unremembered(self, agents: list[str], from_id: int, limit: int) -> list[dict[str, Any]]:
+        """Runs' user messages from id `from_id` on, of these agents, that semantic memory has not
+        stored: `{id, agent, session_id, content, turn_id, created_at}` in id order."""
+        stored = select(memory_semantic.c.id).where(memory_semantic.c.turn_id == messages.c.turn_id)
+        query = (select(messages.c.id, messages.c.agent, messages.c.session_id, messages.c.content,
+                        messages.c.turn_id, messages.c.created_at)
+                 .where(messages.c.id >= from_id, messages.c.role == "user", messages.c.turn_id.is_not(None),
+                        messages.c.agent.in_(agents), ~stored.exists())
+                 .order_by(messages.c.id).limit(limit))
+        return [dict(r._mapping) for r in await self.db.rows(query)]
 
     async def has_other_sessions(self, agent: str, session_id: str) -> bool:
         query = select(memory_semantic.c.id).where(
