@@ -382,3 +382,30 @@ def test_indexing_pending_messages_reads_the_pending_ones_not_every_message(tmp_
 
     few, many = asyncio.run(scenario())
     assert few > 0 and many < 3 * few, (few, many)
+
+
+def test_a_turn_waits_for_another_processs_write_lock_in_a_thread_not_on_the_event_loop(podium):
+    """A turn's commit runs on the event loop when the writer is idle (Database.write, inline);
+    when another process holds SQLite's write lock it must wait in the writer thread, where the
+    busy timeout applies, while the server goes on answering."""
+    server = podium([{**ECHO, "memory": {"semantic": False}}])
+    assert server.http.post("/v1/agents/echo/run", json={"query": "before", "session_id": "lock"}).status_code == 200
+    if POSTGRES:  # no SQLite file, no inline commits
+        return
+    holder = sqlite3.connect(server.root / "data" / "podium.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as another process's transaction holds it
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            blocked = pool.submit(server.http.post, "/v1/agents/echo/run", json={"query": "during", "session_id": "lock"})
+            time.sleep(0.5)  # ample for the run to reach its commit (an echo run takes a few ms)
+            # Waiting on the event loop, the commit would hold this answer for the whole busy
+            # timeout (5 s) and then fail the turn.
+            assert server.http.get("/v1/health").status_code == 200
+            assert not blocked.done()  # the turn is still waiting for the lock
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        answer = blocked.result(timeout=30)
+    assert answer.status_code == 200, answer.text
+    turns = server.http.get("/api/sessions/lock/turns").json()["turns"]
+    assert [t["status"] for t in turns] == ["completed", "completed"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import sqlite3
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Executable, Insert, Row, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from podium import jsontext
@@ -27,6 +27,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # Below it the checkpoint thread's copying leaves the WAL never quite empty, so the WAL grows to
 # this size and then starts over (40 MB of disk at most).
 SELF_CHECKPOINT_PAGES = 10_000
+# How long a SQLite write waits for another connection's (another process's) write lock.
+BUSY_TIMEOUT_MS = 5_000
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # Checkpoints are the checkpoint thread's job (`_Checkpoints`), not a commit's.
     cursor.execute(f"PRAGMA wal_autocheckpoint={SELF_CHECKPOINT_PAGES}")
     cursor.close()
@@ -123,13 +125,14 @@ class Database:
             return None
         return {"checkpoints": self._checkpoints.done}
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
+    async def write(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
         """Run `work(connection)` in one transaction with a synchronous connection: on a SQLite
-        file in the writer thread, elsewhere through SQLAlchemy's `run_sync` on the async engine."""
+        file in the writer thread, elsewhere through SQLAlchemy's `run_sync` on the async engine.
+        `inline`: a short transaction that may run on the event loop when the writer is idle."""
         if self._writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
-        return await self._writer.run(work, transaction=True)
+        return await self._writer.run(work, transaction=True, inline=inline)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work(connection)` for reading, the same way (a reader thread on a SQLite file)."""
@@ -171,46 +174,86 @@ class Database:
 
 
 class _Threads:
-    """A synchronous engine on the same SQLite file and the threads that use it, each thread
-    keeping its connection: a checkout from the pool and its reset on return were a fifth of a
-    one-turn transaction (28 of 215 us at concurrency 1, bench scenario 1)."""
+    """A synchronous engine on the same SQLite file, its connections and the threads that use
+    them. Connections are kept open and handed out from a queue: a checkout from SQLAlchemy's
+    pool and its reset on return were a fifth of a one-turn transaction (28 of 215 us at
+    concurrency 1, bench scenario 1).
+
+    `run(..., inline=True)` runs the work on the calling thread (the event loop's) when a
+    connection is idle, for small transactions that a run waits for: a thread's round trip cost
+    a turn's commit about 150 us more than the transaction itself (bench scenario 1). It never
+    waits there: with every connection busy, or the database locked by another process, the
+    work goes to a thread as usual."""
 
     def __init__(self, url: URL, threads: int, name: str) -> None:
         self.engine: Engine = create_engine(url, pool_size=threads, max_overflow=0,
                                             connect_args={"check_same_thread": False}, json_serializer=jsontext.dumps)
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        self._local = threading.local()
-        self._open: list[Connection] = []
+        # One per thread, opened on first use (None: not yet, or closed after a failure).
+        self._idle: queue.SimpleQueue[Connection | None] = queue.SimpleQueue()
+        for _ in range(threads):
+            self._idle.put(None)
+        self._open: set[Connection] = set()
 
-    async def run(self, work: Callable[[Connection], T], transaction: bool) -> T:
+    async def run(self, work: Callable[[Connection], T], transaction: bool, inline: bool = False) -> T:
+        if inline:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                pass  # every connection is in a thread's transaction: wait in line like any other
+            else:
+                try:
+                    return self._use(conn, work, transaction, wait=False)
+                except _Locked:
+                    pass  # another process is writing: wait for it in a thread, not on the event loop
         return await asyncio.get_running_loop().run_in_executor(self.threads, self._run, work, transaction)
 
     def _run(self, work: Callable[[Connection], T], transaction: bool) -> T:
-        conn = self._connection()
+        return self._use(self._idle.get(), work, transaction, wait=True)
+
+    def _use(self, conn: Connection | None, work: Callable[[Connection], T], transaction: bool, wait: bool) -> T:
+        kept: Connection | None = None
         try:
-            if transaction:
-                with conn.begin():
-                    return work(conn)
+            kept = conn = conn or self._connect()
+            if not wait:
+                _busy_timeout(conn, 0)
             try:
-                return work(conn)
+                if transaction:
+                    with conn.begin():
+                        return work(conn)
+                try:
+                    return work(conn)
+                finally:
+                    conn.rollback()  # a read ends here: no snapshot is held between calls
             finally:
-                conn.rollback()  # a read ends here: no snapshot is held between calls
+                if not wait:
+                    _busy_timeout(conn, BUSY_TIMEOUT_MS)
         except PodiumError:
             raise  # the work's own refusal (not found, conflict): rolled back, the connection is sound
-        except BaseException:
-            # Whatever state a failure left the connection in, the next call starts afresh.
-            self._local.conn = None
-            self._open.remove(conn)
-            conn.close()
+        except (OperationalError, sqlite3.OperationalError) as exc:  # DriverInsert raises the driver's own
+            if not wait and _is_locked(exc):
+                raise _Locked from exc  # rolled back; the connection is sound
+            self._discard(kept)
+            kept = None
             raise
+        except BaseException:
+            # Whatever state a failure left the connection in, the next use starts afresh.
+            self._discard(kept)
+            kept = None
+            raise
+        finally:
+            self._idle.put(kept)  # a connection's slot is never lost, even when opening it failed
 
-    def _connection(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.engine.connect()
-            self._open.append(conn)
+    def _connect(self) -> Connection:
+        conn = self.engine.connect()
+        self._open.add(conn)
         return conn
+
+    def _discard(self, conn: Connection | None) -> None:
+        if conn is not None:
+            self._open.discard(conn)
+            conn.close()
 
     def close(self) -> None:
         self.threads.shutdown(wait=True)
@@ -218,6 +261,19 @@ class _Threads:
             conn.close()
         self._open.clear()
         self.engine.dispose()
+
+
+class _Locked(Exception):
+    """An inline transaction found the database locked by another process."""
+
+
+def _busy_timeout(conn: Connection, ms: int) -> None:
+    conn.connection.dbapi_connection.execute(f"PRAGMA busy_timeout={ms}")  # type: ignore[union-attr]
+
+
+def _is_locked(exc: Exception) -> bool:
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class _Checkpoints:

@@ -127,7 +127,10 @@ class TurnWriter:
             return
         self.batches += 1
         try:
-            backlog = await self.db.write(partial(self._write_batch, [record for record, _ in turns], spans, later))
+            # Turns alone are a short transaction that runs wait for: on the event loop when it
+            # can (Database.write); spans and a backlog of messages to index go to the thread.
+            backlog = await self.db.write(partial(self._write_batch, [record for record, _ in turns], spans, later),
+                                          inline=not later)
         except Exception as exc:
             if len(turns) == 1 and not later:
                 _settle(turns[0][1], exc)
@@ -139,7 +142,7 @@ class TurnWriter:
                               len(turns), len(spans))
             for record, done in turns:
                 try:
-                    await self.db.write(partial(self._write_batch, [record], [], False))
+                    await self.db.write(partial(self._write_batch, [record], [], False), inline=True)
                 except Exception as alone:
                     _settle(done, alone)
                 else:
