@@ -91,7 +91,9 @@ def cpu_split(upstream, relay, podium, section: Section) -> None:  # noqa: ANN00
         "of its requests one at a time; with the GIL, the Python parts of its other threads wait for it "
         "too. So compare the throughput ratio (the last column) with both CPU ratios before it: the main "
         "threads' and every process's. At c=1 a request's steps run one after another, so their times "
-        "add up to its latency; Podium's other threads there are mostly the commit that a run waits for.")
+        "add up to its latency. A batch of turns alone is committed on the event loop when the writer is idle "
+        "(commit 26d5d19; before it, in the writer thread): Podium's other threads are the deferred batches "
+        "(spans, full-text indexing) and the checkpoints.")
 
 
 def memory(relay, podium, section: Section) -> None:  # noqa: ANN001
