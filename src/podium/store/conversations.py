@@ -78,7 +78,9 @@ class ConversationStore:
         if agent is not None:
             params["agent"] = agent
         query = self._recent[agent is not None]
-        rows = await self.db.rows(query, params)
+        # A run waits for its history: at most `limit` rows down an index, read on the event loop
+        # when a reader is idle (Database.read).
+        rows = await self.db.rows(query, params, inline=True)
         return [dict(r._mapping) for r in reversed(rows)]
 
     async def clear_history(self, session_id: str, agent: str) -> int:

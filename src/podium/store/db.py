@@ -134,19 +134,21 @@ class Database:
                 return await conn.run_sync(work)
         return await self._writer.run(work, transaction=True, inline=inline)
 
-    async def read(self, work: Callable[[Connection], T]) -> T:
-        """Run `work(connection)` for reading, the same way (a reader thread on a SQLite file)."""
+    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+        """Run `work(connection)` for reading, the same way (a reader thread on a SQLite file).
+        `inline`: a short read that may run on the event loop when a reader is idle."""
         if self._reader is None:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(work)
-        return await self._reader.run(work, transaction=False)
+        return await self._reader.run(work, transaction=False, inline=inline)
 
     # One statement, the shape most store methods need: their rows come back whole, never as a
     # live result outside the thread that read them.
 
-    async def rows(self, query: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+    async def rows(self, query: Executable, params: Mapping[str, Any] | None = None, *,
+                   inline: bool = False) -> Sequence[Row[Any]]:
         """Every row of one query, read as `read` reads."""
-        return await self.read(lambda conn: conn.execute(query, params).all())
+        return await self.read(lambda conn: conn.execute(query, params).all(), inline=inline)
 
     async def row(self, query: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
         """The first row of one query (None when it has none), read as `read` reads."""
@@ -180,10 +182,10 @@ class _Threads:
     concurrency 1, bench scenario 1).
 
     `run(..., inline=True)` runs the work on the calling thread (the event loop's) when a
-    connection is idle, for small transactions that a run waits for: a thread's round trip cost
-    a turn's commit about 150 us more than the transaction itself (bench scenario 1). It never
-    waits there: with every connection busy, or the database locked by another process, the
-    work goes to a thread as usual."""
+    connection is idle, for short work that a run waits for (its turn's commit, its history): a
+    thread's round trip cost a turn's commit about 150 us more than the transaction itself
+    (bench scenario 1). It never waits there: with every connection busy, or the database locked
+    by another process, the work goes to a thread as usual."""
 
     def __init__(self, url: URL, threads: int, name: str) -> None:
         self.engine: Engine = create_engine(url, pool_size=threads, max_overflow=0,
