@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Executable, Insert, Row, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from podium import jsontext
@@ -192,7 +192,7 @@ class _Threads:
                                             connect_args={"check_same_thread": False}, json_serializer=jsontext.dumps)
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        # One per thread, opened on first use (None: not yet, or closed after a failure).
+        # One connection per thread, opened on first use (None: not yet, or closed after a failure).
         self._idle: queue.SimpleQueue[Connection | None] = queue.SimpleQueue()
         for _ in range(threads):
             self._idle.put(None)
@@ -233,13 +233,9 @@ class _Threads:
                     _busy_timeout(conn, BUSY_TIMEOUT_MS)
         except PodiumError:
             raise  # the work's own refusal (not found, conflict): rolled back, the connection is sound
-        except (OperationalError, sqlite3.OperationalError) as exc:  # DriverInsert raises the driver's own
+        except BaseException as exc:
             if not wait and _is_locked(exc):
                 raise _Locked from exc  # rolled back; the connection is sound
-            self._discard(kept)
-            kept = None
-            raise
-        except BaseException:
             # Whatever state a failure left the connection in, the next use starts afresh.
             self._discard(kept)
             kept = None
@@ -273,9 +269,11 @@ def _busy_timeout(conn: Connection, ms: int) -> None:
     conn.connection.dbapi_connection.execute(f"PRAGMA busy_timeout={ms}")  # type: ignore[union-attr]
 
 
-def _is_locked(exc: Exception) -> bool:
+def _is_locked(exc: BaseException) -> bool:
+    # SQLAlchemy wraps the driver's error; DriverInsert raises the driver's own.
     error = exc.orig if isinstance(exc, DBAPIError) else exc
-    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return isinstance(error, sqlite3.OperationalError) and \
+        error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class _Checkpoints:
