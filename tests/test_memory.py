@@ -167,6 +167,35 @@ def test_messages_the_queue_has_no_room_for_are_read_back_not_lost(podium):
     assert figures["deferred"] > 0 and figures["read_back"] == figures["deferred"]
 
 
+def test_messages_an_earlier_process_left_unstored_are_stored_at_the_next_start(podium):
+    """Messages recorded after an agent's newest memory but not stored (the process stopped with
+    them queued, or semantic memory was off) are read back when the server starts again; before
+    any memory was stored there is nothing to resume."""
+    import yaml
+
+    def semantic(server, on: bool) -> None:
+        (server.agents_dir / "echo.yaml").write_text(yaml.safe_dump({**ECHO, "memory": {"semantic": on}}))
+        server.restart()
+
+    def remembered(server) -> list[str]:
+        found = server.http.get("/v1/memory/echo/semantic", params={"query": "garden", "top_k": 100}).json()
+        return sorted(r["text"] for r in found["results"])
+
+    server = podium([{**ECHO, "memory": {"semantic": False}}])
+    run(server, "echo", "The garden gate is blue.", "before-any")
+    semantic(server, True)
+    run(server, "echo", "The garden shed is green.", "first")
+    assert remembered(server) == ["The garden shed is green."]  # no memory before it: nothing resumed
+    semantic(server, False)
+    left = ["The garden hose is red.", "The garden bench is oak."]
+    for i, text in enumerate(left):
+        run(server, "echo", text, f"left-{i}")
+    semantic(server, True)
+    assert remembered(server) == sorted(["The garden shed is green.", *left])  # each once
+    figures = server.http.get("/api/stats/capacity").json()["semantic_memory"]
+    assert figures["read_back"] == 2 and figures["deferred"] == 0
+
+
 def test_memories_stored_together_keep_their_own_ids(tmp_path):
     """A batch of memories is one multi-row INSERT through the database's writer: each row's id
     comes back in the order given, since the vector cache pairs ids with vectors by position."""

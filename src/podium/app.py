@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         await core.start()
         app.state.core = core
         heap.settle()
-        core.warm_up()
+        await core.warm_up()
         try:
             yield
         finally:

@@ -140,10 +140,12 @@ class Core:
         await self.approvals.start()
         await self.triggers.start()
 
-    def warm_up(self) -> None:
-        """Begin loading, in the background, the models the served agents need first. The web
-        app calls it once started; the CLI's one-off commands do not."""
+    async def warm_up(self) -> None:
+        """Begin, in the background, what serving needs first: loading the models the agents
+        use, and storing the memories an earlier process left. The web app calls it once
+        started; the CLI's one-off commands do not."""
         self.memory.warm_up(self.agents.all())
+        await self.memory.resume(self.agents.all())
 
     async def stop(self) -> None:
         await self.triggers.stop()

@@ -5,7 +5,8 @@
 - Semantic memory: every user message an agent sees is embedded (in the background, through
   a bounded queue, so runs never wait for it) and stored with {session_id, timestamp}; the
   closest memories from the agent's OTHER sessions join later runs' context. Messages the queue
-  has no room for are read back from the messages table once it has emptied.
+  has no room for are read back from the messages table once it has emptied; those a stopped
+  process left unstored, when the server starts again.
 - Knowledge: an agent's `knowledge` collections add their best chunks to its context.
 - Working notes and facts written with the `remember` tool; the episodic view of runs and
   tool calls; full-text search over messages and notes.
@@ -78,6 +79,12 @@ class Backlog:
         self.agents.add(agent)
         self.first = self.first or (session_id, turn_id)
         self.last = (session_id, turn_id)
+        self.grew = True
+
+    def reopen(self, agents: list[str], from_id: int) -> None:
+        """Read back from message `from_id` on as well: what an earlier process left unstored."""
+        self.agents.update(agents)
+        self.next_id = from_id if self.next_id is None else min(self.next_id, from_id)
         self.grew = True
 
     def __bool__(self) -> bool:
@@ -336,6 +343,18 @@ class MemoryService:
         if self.settings.embedder_preload and self.embedder.available and not self.embedder.ready:
             needed = any(self._semantic_on(spec) or spec.knowledge for spec in specs)
             self._warming = asyncio.create_task(self._warm(needed), name="embedder:warm")
+
+    async def resume(self, specs: list[AgentSpec]) -> None:
+        """Read back, in the background, the user messages an earlier process recorded but did
+        not store in semantic memory: those after the newest memory of an agent that has it on
+        (its queue and backlog are gone when it stops or dies). With no memory stored yet, there
+        is nothing to resume. Awaited at start-up, before any run can overflow the queue."""
+        agents = sorted(spec.name for spec in specs if self._semantic_on(spec))
+        from_id = await self.store.newest_remembered(agents) if agents else None
+        if from_id is None:
+            return
+        self._backlog.reopen(agents, from_id)
+        self._worker = asyncio.create_task(self._embed_pending(), name="memory:semantic")
 
     async def _warm(self, needed: bool) -> None:
         try:

@@ -102,6 +102,16 @@ class MemoryStore:
         row = await self.db.row(query)
         return row[0] if row else None
 
+    async def newest_remembered(self, agents: list[str]) -> int | None:
+        """The id of the user message behind these agents' newest memory that names its run and
+        whose session is still kept (None when there is none)."""
+        source = and_(messages.c.session_id == memory_semantic.c.session_id,
+                      messages.c.turn_id == memory_semantic.c.turn_id, messages.c.role == "user")
+        query = (select(messages.c.id).select_from(memory_semantic.join(messages, source))
+                 .where(memory_semantic.c.agent.in_(agents)).order_by(memory_semantic.c.id.desc()).limit(1))
+        row = await self.db.row(query)
+        return row[0] if row else None
+
     async def unremembered(self, agents: list[str], from_id: int, limit: int) -> list[dict[str, Any]]:
         """Runs' user messages from id `from_id` on, of these agents, that semantic memory has not
         stored: `{id, agent, session_id, content, turn_id, created_at}` in id order."""
