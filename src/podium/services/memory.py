@@ -253,6 +253,10 @@ class MemoryService:
             text, vector = state.hook_data.get("memory.vector", (None, None))
             self._queue.put_nowait(Pending(state.spec.name, record.session_id, record.user_message, now_ms(),
                                            record.turn_id, vector if text == record.user_message else None))
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        # One worker at a time: two would read the same backlog back, both before either stored it.
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._embed_pending(), name="memory:semantic")
 
@@ -354,7 +358,7 @@ class MemoryService:
         if from_id is None:
             return
         self._backlog.reopen(agents, from_id)
-        self._worker = asyncio.create_task(self._embed_pending(), name="memory:semantic")
+        self._start_worker()
 
     async def _warm(self, needed: bool) -> None:
         try:
