@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.fake_anthropic import FakeAnthropic
+from tests.fake_openai import ClosingKeepAlive
 from tests.loopback import free_port
 
 
@@ -167,3 +168,18 @@ def test_completion_stream_refuses_malformed_and_error_events(body, says):
 
     with pytest.raises(ProviderError, match=says):
         _decode(body, 3)
+
+
+def test_a_pooled_connection_the_upstream_closes_as_it_is_reused_is_retried_on_a_new_one(podium):
+    """A server may close an idle keep-alive connection just as a request goes out on it; the
+    request then gets no answer at all. That request is sent again on a new connection, so the
+    run succeeds; a connection refused is still not retried (test_all_candidates_down_is_503)."""
+    upstream = ClosingKeepAlive().start()
+    try:
+        server = podium([_openai_agent("geo", upstream.base_url)])
+        answers = [server.http.post("/v1/agents/geo/run", json={"query": f"question {i}"}) for i in range(3)]
+    finally:
+        upstream.stop()
+    assert [(a.status_code, a.json().get("response")) for a in answers] == [(200, "hello")] * 3, answers[1].text
+    # The second and third runs each met the connection the one before left in the pool.
+    assert (upstream.connections, upstream.answered, upstream.dropped) == (3, 3, 2)

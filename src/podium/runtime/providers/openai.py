@@ -77,8 +77,7 @@ class OpenAIProvider:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         try:
-            async with self.session().post(self.url, json=self._body(request), headers=self.headers,
-                                           timeout=self.timeout, proxy=self.proxy) as response:
+            async with await self._post(self._body(request)) as response:
                 if response.status >= 400:
                     await response.read()
                     raise ProviderError(f"{self.kind} answered {response.status}",
@@ -94,6 +93,22 @@ class OpenAIProvider:
             raise ProviderError(f"{self.kind} timed out") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(f"{self.kind} unreachable: {exc}") from exc
+
+    async def _post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        """The response to `body`, its status and headers read. A server may close an idle
+        keep-alive connection just as a request goes out on it (uvicorn, which vLLM runs on,
+        closes them after 5 s): that request gets no answer at all, so it is sent once more, on
+        a new connection, as the OpenAI SDK and urllib3 do. A refused connection is not."""
+        try:
+            return await self._send(body)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                raise  # nothing listens there: the router moves on to the next candidate
+            return await self._send(body)
+
+    async def _send(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        return await self.session().post(self.url, json=body, headers=self.headers, timeout=self.timeout,
+                                         proxy=self.proxy)
 
 
 class CompletionStream:
