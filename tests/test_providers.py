@@ -173,7 +173,7 @@ def test_completion_stream_refuses_malformed_and_error_events(body, says):
 def test_a_pooled_connection_the_upstream_closes_as_it_is_reused_is_retried_on_a_new_one(podium):
     """A server may close an idle keep-alive connection just as a request goes out on it; the
     request then gets no answer at all. That request is sent again on a new connection, so the
-    run succeeds; a connection refused is still not retried (test_all_candidates_down_is_503)."""
+    run succeeds."""
     upstream = ClosingKeepAlive().start()
     try:
         server = podium([_openai_agent("geo", upstream.base_url)])
