@@ -47,20 +47,31 @@ class FakeAnthropic:
         return StreamingResponse(self._stream(body, use_tool), media_type="text/event-stream")
 
     async def _stream(self, body: dict[str, Any], use_tool: bool):
-        yield _event("message_start", {"message": {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 21, "output_tokens": 0}}})
-        if use_tool:
-            tool = body["tools"][0]["name"]
-            yield _event("content_block_start", {"index": 0, "content_block": {
-                "type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}})
-            yield _event("content_block_delta", {"index": 0, "delta": {
-                "type": "input_json_delta", "partial_json": json.dumps({"expression": "3*3"})}})
-        else:
-            yield _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-            for word in ("Hello ", "from ", "Claude"):
-                yield _event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}})
-        yield _event("content_block_stop", {"index": 0})
-        yield _event("message_delta", {"delta": {"stop_reason": "tool_use" if use_tool else "end_turn",
-                                                 "stop_sequence": None}, "usage": {"output_tokens": 5}})
-        yield _event("message_stop", {})
+        tool = body["tools"][0]["name"] if use_tool else None
+        for event in answer_events(body["model"], tool, ("Hello ", "from ", "Claude")):
+            yield event
+
+
+def answer_events(model: str, tool: str | None, words: tuple[str, ...]) -> list[str]:
+    """The events of one streamed answer: a tool_use block calling `tool`, or else `words` as text."""
+    events = [_event("message_start", {"message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 21, "output_tokens": 0}}})]
+    if tool is not None:
+        events += [_event("content_block_start", {"index": 0, "content_block": {
+                       "type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}}),
+                   _event("content_block_delta", {"index": 0, "delta": {
+                       "type": "input_json_delta", "partial_json": json.dumps({"expression": "3*3"})}})]
+    else:
+        events.append(_event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
+        events += [_event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}})
+                   for word in words]
+    return events + [
+        _event("content_block_stop", {"index": 0}),
+        _event("message_delta", {"delta": {"stop_reason": "tool_use" if tool else "end_turn",
+                                           "stop_sequence": None}, "usage": {"output_tokens": 5}}),
+        _event("message_stop", {})]
+
+
+# One short streamed answer, for upstreams that are not FakeAnthropic (tests.loopback.ClosingKeepAlive).
+ANSWER = "".join(answer_events("claude-test", None, ("hello",))).encode()

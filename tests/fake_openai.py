@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from typing import Any
 
 from starlette.applications import Starlette
@@ -103,65 +102,7 @@ class FakeOpenAI:
         yield "data: [DONE]\n\n"
 
 
-class ClosingKeepAlive:
-    """An upstream that answers the first request on each connection, keeps the connection open,
-    and closes it unanswered when a second request arrives on it: what a client sees when it
-    sends on a pooled keep-alive connection just as the server closes it for idleness (uvicorn,
-    which vLLM runs on, closes them after 5 s). Plain asyncio streams, since an ASGI app cannot
-    close its connection without answering."""
-
-    ANSWER = ('data: {"choices": [{"index": 0, "delta": {"content": "hello"}}]}\n\n'
-              'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}\n\n'
-              "data: [DONE]\n\n").encode()
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.answered = 0
-        self.dropped = 0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.Server | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> "ClosingKeepAlive":
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop).result(10)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def stop(self) -> None:
-        async def close() -> None:
-            assert self._server is not None
-            self._server.close()
-            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for handler in handlers:  # connections the client keeps open
-                handler.cancel()
-            await asyncio.gather(*handlers, return_exceptions=True)
-            await self._server.wait_closed()
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            await reader.readexactly(length)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(self.ANSWER), self.ANSWER))
-            await writer.drain()
-            self.answered += 1
-            await reader.readuntil(b"\r\n\r\n")  # the next request on this connection: not answered
-            self.dropped += 1
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the client closed the connection first
-        finally:
-            writer.close()
+# One short streamed answer, for upstreams that are not FakeOpenAI (tests.loopback.ClosingKeepAlive).
+ANSWER = ('data: {"choices": [{"index": 0, "delta": {"content": "hello"}}]}\n\n'
+          'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}\n\n'
+          "data: [DONE]\n\n").encode()

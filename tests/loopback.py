@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -89,3 +90,64 @@ def podium_process(root: Path, agents: list[dict[str, Any]], config: dict[str, A
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+class ClosingKeepAlive:
+    """An upstream that answers the first request on each connection, keeps the connection open,
+    and closes it unanswered when a second request arrives on it: what a client sees when it
+    sends on a pooled keep-alive connection just as the server closes it for idleness (uvicorn,
+    which vLLM runs on, closes them after 5 s). Plain asyncio streams, since an ASGI app cannot
+    close its connection without answering."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer  # an event stream, the whole body of every answer
+        self.connections = 0
+        self.answered = 0
+        self.dropped = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ClosingKeepAlive":
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def close() -> None:
+            assert self._server is not None
+            self._server.close()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for handler in handlers:  # connections the client keeps open
+                handler.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+            await self._server.wait_closed()
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(self.answer), self.answer))
+            await writer.drain()
+            self.answered += 1
+            await reader.readuntil(b"\r\n\r\n")  # the next request on this connection: not answered
+            self.dropped += 1
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client closed the connection first, or `stop` closes it
+        finally:
+            writer.close()

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from tests import fake_anthropic, fake_openai
 from tests.fake_anthropic import FakeAnthropic
-from tests.fake_openai import ClosingKeepAlive
-from tests.loopback import free_port
+from tests.loopback import ClosingKeepAlive, free_port
 
 
 def _openai_agent(name: str, base_url: str, **extra) -> dict:
@@ -170,13 +170,17 @@ def test_completion_stream_refuses_malformed_and_error_events(body, says):
         _decode(body, 3)
 
 
-def test_a_pooled_connection_the_upstream_closes_as_it_is_reused_is_retried_on_a_new_one(podium):
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_pooled_connection_the_upstream_closes_as_it_is_reused_is_retried_on_a_new_one(podium, provider):
     """A server may close an idle keep-alive connection just as a request goes out on it; the
     request then gets no answer at all. That request is sent again on a new connection, so the
     run succeeds."""
-    upstream = ClosingKeepAlive().start()
+    answer, base = {"openai": (fake_openai.ANSWER, "/v1"), "anthropic": (fake_anthropic.ANSWER, "")}[provider]
+    upstream = ClosingKeepAlive(answer).start()
     try:
-        server = podium([_openai_agent("geo", upstream.base_url)])
+        agent = {"name": "geo", "model": {"provider": provider, "model": "fake-model", "base_url": upstream.url + base,
+                                          "api_key": "sk-test"}}
+        server = podium([agent])
         answers = [server.http.post("/v1/agents/geo/run", json={"query": f"question {i}"}) for i in range(3)]
     finally:
         upstream.stop()

@@ -45,7 +45,7 @@ class AnthropicProvider:
             kwargs["temperature"] = request.temperature
         sdk = self._sdk
         try:
-            async with self.client.messages.stream(**kwargs) as stream:
+            async with await self._open(kwargs) as stream:
                 async for text in stream.text_stream:
                     yield TextDelta(text)
                 final = await stream.get_final_message()
@@ -60,6 +60,27 @@ class AnthropicProvider:
             if block.type == "tool_use":
                 yield ToolCall(id=block.id, name=block.name, input=dict(block.input or {}))
         yield Usage(final.usage.input_tokens, final.usage.output_tokens)
+
+    async def _open(self, kwargs: dict[str, Any]) -> Any:
+        """The answer's stream, its status and headers read. As in the OpenAI provider, a request
+        sent on a pooled keep-alive connection just as the server closes it gets no answer at
+        all, and is sent once more, on a new connection (the SDK's own retries are off, so that
+        the router alone decides about 429s and 5xxs). A refused connection is not retried."""
+        try:
+            return await self.client.messages.stream(**kwargs).__aenter__()
+        except self._sdk.APIConnectionError as exc:
+            if not _dropped(exc.__cause__):
+                raise
+            return await self.client.messages.stream(**kwargs).__aenter__()
+
+
+# What the SDK's connection error wraps when a server dropped a connection it had accepted; a
+# refused one is a ConnectError. Matched by name: SDK 2.x runs on httpx2, older ones on httpx.
+_DROPPED = {"RemoteProtocolError", "ReadError", "WriteError"}
+
+
+def _dropped(cause: BaseException | None) -> bool:
+    return any(kind.__name__ in _DROPPED for kind in type(cause).__mro__)
 
 
 def to_anthropic(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
