@@ -11,6 +11,7 @@ Every request body is kept in `requests`, its Authorization header in `authoriza
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -29,6 +30,9 @@ class FakeOpenAI:
         self.script: list[dict[str, Any]] = [{"text": "Hello from upstream"}]
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []  # the Authorization header of each completion
+        self._held_until = 0  # see hold_embeddings
+        self._held = 0
+        self._embeddings_due: asyncio.Event | None = None
         app = Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"]),
                                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                                 Route("/v1/models", self.models)])
@@ -46,6 +50,11 @@ class FakeOpenAI:
     def stop(self) -> None:
         self.server.stop()
 
+    def hold_embeddings(self, until: int) -> None:
+        """Answer none of the next embedding requests until `until` of them have arrived (or 30 s
+        have passed): two servers' requests then meet, whichever server sends first."""
+        self._held_until, self._held, self._embeddings_due = until, 0, None
+
     def _next(self) -> dict[str, Any]:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
 
@@ -54,6 +63,13 @@ class FakeOpenAI:
 
     async def embeddings(self, request: Request) -> Response:
         body = await request.json()
+        if self._held_until:
+            self._held += 1
+            self._embeddings_due = self._embeddings_due or asyncio.Event()  # on the server's own loop
+            if self._held >= self._held_until:
+                self._embeddings_due.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._embeddings_due.wait(), 30)
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in enumerate(texts)]
         return JSONResponse({"object": "list", "data": data, "model": body.get("model"),

@@ -196,9 +196,57 @@ def test_messages_an_earlier_process_left_unstored_are_stored_at_the_next_start(
     assert figures["read_back"] == 2 and figures["deferred"] == 0
 
 
-def test_memories_stored_together_keep_their_own_ids(tmp_path):
+def test_two_servers_reading_back_the_same_messages_store_each_once(podium, fake_upstream):
+    """Two servers on one database that start together both read back the messages an earlier
+    process left unstored; each message is stored in semantic memory once, not once per server.
+    The upstream embedder answers neither server before both have asked, so both have read."""
+    import yaml
+
+    from tests.conftest import Podium
+
+    config = {"embedder": "openai", "embedder_base_url": fake_upstream.base_url}
+    first = podium([ECHO], config)
+    run(first, "echo", "The garden shed is green.", "first")  # a memory, so that a later start resumes
+    _wait_for(lambda: first.query("SELECT COUNT(*) FROM memory_semantic") == [(1,)])
+    (first.agents_dir / "echo.yaml").write_text(yaml.safe_dump({**ECHO, "memory": {"semantic": False}}))
+    first.restart()
+    left = ["The garden hose is red.", "The garden bench is oak."]
+    for i, text in enumerate(left):
+        run(first, "echo", text, f"left-{i}")
+    first.stop()
+
+    (first.agents_dir / "echo.yaml").write_text(yaml.safe_dump(ECHO))
+    database = first.config.get("database_url") or f"sqlite+aiosqlite:///{first.root / 'data' / 'podium.db'}"
+    fake_upstream.hold_embeddings(until=2)
+    second = Podium(first.root.parent / "second", [ECHO], {**config, "database_url": database})
+    try:
+        first.start()
+        second.start()
+        for server in (first, second):
+            _wait_for(lambda server=server: _figures(server)["read_back"] == 2)
+    finally:
+        second.stop()  # each waits for its semantic-memory worker to finish
+    first.stop()
+    stored = first.query("SELECT text, COUNT(*) FROM memory_semantic GROUP BY text ORDER BY text")
+    assert stored == [(text, 1) for text in sorted(["The garden shed is green.", *left])]
+
+
+def _figures(server) -> dict:
+    return server.http.get("/api/stats/capacity").json()["semantic_memory"]
+
+
+def _wait_for(condition, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.05)
+
+
+def test_memories_stored_together_keep_their_own_ids_and_a_run_is_stored_once(tmp_path):
     """A batch of memories is one multi-row INSERT through the database's writer: each row's id
-    comes back in the order given, since the vector cache pairs ids with vectors by position."""
+    comes back under its run's turn id, since the vector cache pairs ids with vectors. A second
+    writer (another server on the same database) storing runs already stored gets back only the
+    ids of those it stored, and no run is stored twice."""
     import asyncio
 
     import numpy as np
@@ -210,24 +258,62 @@ def test_memories_stored_together_keep_their_own_ids(tmp_path):
     texts = [f"memory number {i}" for i in range(5)]
     url = database_url(tmp_path, "m.db")
 
-    async def scenario() -> tuple[list[int], dict, tuple]:
+    def rows(numbers: range) -> list[dict]:
+        return [{"agent": "pal", "session_id": f"s{i}", "text": texts[i], "created_at": i, "turn_id": f"turn_{i}"}
+                for i in numbers]
+
+    async def scenario() -> tuple[dict, dict, dict, tuple]:
         db = Database(url)
         await db.migrate()
         store = MemoryStore(db)
         vectors = np.eye(5, 384, dtype=np.float32)  # row i is the unit vector i
-        ids = await store.add_semantic([{"agent": "pal", "session_id": f"s{i}", "text": t, "created_at": i}
-                                        for i, t in enumerate(texts)], vectors, "test")
-        rows = await store.semantic_rows(ids)
+        first = await store.add_semantic(rows(range(3)), vectors[:3], "test")
+        second = await store.add_semantic(rows(range(1, 5)), vectors[1:], "test")  # runs 1 and 2 again
+        found = await store.semantic_rows([*first.values(), *second.values()])
         matrix = await store.semantic_matrix("pal", "test", 384)
         await db.close()
-        return ids, rows, matrix
+        return first, second, found, matrix
 
-    ids, rows, (matrix_ids, sessions, vectors) = asyncio.run(scenario())
-    assert len(set(ids)) == 5
-    assert [rows[i]["text"] for i in ids] == texts and [rows[i]["session_id"] for i in ids] == [f"s{i}" for i in range(5)]
+    first, second, found, (matrix_ids, sessions, vectors) = asyncio.run(scenario())
+    assert sorted(first) == ["turn_0", "turn_1", "turn_2"] and sorted(second) == ["turn_3", "turn_4"]
+    ids = {**first, **second}
+    assert len(set(ids.values())) == 5 and len(matrix_ids) == 5  # five runs, five memories
+    assert [found[ids[f"turn_{i}"]]["text"] for i in range(5)] == texts
     order = {int(i): row for row, i in enumerate(matrix_ids)}
-    assert [int(np.argmax(vectors[order[i]])) for i in ids] == list(range(5))  # each id kept its own vector
-    assert [sessions[order[i]] for i in ids] == [f"s{i}" for i in range(5)]
+    assert [int(np.argmax(vectors[order[ids[f"turn_{i}"]]])) for i in range(5)] == list(range(5))  # own vectors
+    assert [sessions[order[ids[f"turn_{i}"]]] for i in range(5)] == [f"s{i}" for i in range(5)]
+
+
+def test_a_run_stored_twice_before_migration_0015_keeps_its_first_memory(tmp_path):
+    """Copies of one run's memory written before migration 0015 are reduced to the first one when
+    it makes `turn_id` unique; memories without a turn (from before 0014) all stay."""
+    import asyncio
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from podium.store.db import Database, alembic_config
+    from tests.conftest import database_url
+
+    url = database_url(tmp_path, "d.db")
+    rows = [("a", "t1"), ("a again", "t1"), ("b", "t2"), ("old", None), ("old too", None), ("b again", "t2")]
+
+    async def scenario() -> list[tuple]:
+        db = Database(url)
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0014_semantic_memory_turns")
+        async with db.engine.begin() as conn:
+            for number, (words, turn) in enumerate(rows):
+                await conn.execute(text("INSERT INTO memory_semantic (agent, session_id, text, embedder, vector,"
+                                        " created_at, turn_id) VALUES ('pal', 's', :t, 'e', :v, :n, :turn)"),
+                                   {"t": words, "v": b"\0" * 4, "n": number, "turn": turn})
+        await db.migrate()
+        async with db.engine.connect() as conn:
+            kept = [tuple(r) for r in await conn.execute(text("SELECT text, turn_id FROM memory_semantic ORDER BY id"))]
+        await db.close()
+        return kept
+
+    assert asyncio.run(scenario()) == [("a", "t1"), ("b", "t2"), ("old", None), ("old too", None)]
+
 
 REMEMBER = {"name": "keeper", "tools": ["remember"], "orchestration": {"pattern": "react"},
             "model": {"provider": "scripted", "model": "keeper", "script": [

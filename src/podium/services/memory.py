@@ -309,9 +309,12 @@ class MemoryService:
         rows = [{"agent": p.agent, "session_id": p.session_id, "text": p.text, "created_at": p.created_at,
                  "turn_id": p.turn_id} for p in batch]
         ids = await self.store.add_semantic(rows, vectors, self.embedder.name)
-        for agent in {p.agent for p in batch}:
-            mine = [i for i, row in enumerate(rows) if row["agent"] == agent]
-            self.cache.append(f"memory:{agent}", np.array([ids[i] for i in mine], dtype=np.int64),
+        # Only what was stored now joins the cache: a run stored already is not stored again,
+        # and one that came twice in this batch (queued, and read back) was stored once.
+        stored = {i: ids.pop(row["turn_id"]) for i, row in enumerate(rows) if row["turn_id"] in ids}
+        for agent in {rows[i]["agent"] for i in stored}:
+            mine = [i for i in stored if rows[i]["agent"] == agent]
+            self.cache.append(f"memory:{agent}", np.array([stored[i] for i in mine], dtype=np.int64),
                               [rows[i]["session_id"] for i in mine], vectors[mine])
 
     async def _vectors(self, batch: list[Pending]) -> np.ndarray:

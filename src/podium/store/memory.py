@@ -34,7 +34,7 @@ memory_semantic = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("turn_id", String(40)),  # the run whose user message this is (migration 0014)
     Index("ix_memory_semantic_agent", "agent", "embedder", "id"),
-    Index("ix_memory_semantic_turn", "turn_id"),
+    Index("ix_memory_semantic_turn", "turn_id", unique=True),  # one memory per run (migration 0015)
 )
 
 memory_notes = Table(
@@ -70,14 +70,17 @@ class MemoryStore:
 
     # -- semantic memory ----------------------------------------------------------------
 
-    async def add_semantic(self, rows: list[dict[str, Any]], vectors: np.ndarray, embedder: str) -> list[int]:
-        """Store memories; their ids, in the order of `rows`. Written by the database's writer
-        (on a SQLite file, the thread that writes turns): a second writing connection had
-        waited for SQLite's write lock behind every turn batch."""
+    async def add_semantic(self, rows: list[dict[str, Any]], vectors: np.ndarray, embedder: str) -> dict[str, int]:
+        """Store memories, one per run (`turn_id`); the ids of those stored now, by turn. A run
+        whose memory is stored already (by another server on this database, or by a read-back
+        that met it still queued) is skipped. Written by the database's writer (on a SQLite
+        file, the thread that writes turns): a second writing connection had waited for
+        SQLite's write lock behind every turn batch."""
         values = [{**row, "embedder": embedder, "vector": vector.tobytes()}
                   for row, vector in zip(rows, np.ascontiguousarray(vectors, dtype=np.float32), strict=True)]
-        statement = memory_semantic.insert().returning(memory_semantic.c.id, sort_by_parameter_order=True)
-        return await self.db.write(lambda conn: list(conn.execute(statement, values).scalars()))
+        statement = (self._insert(memory_semantic).on_conflict_do_nothing(index_elements=["turn_id"])
+                     .returning(memory_semantic.c.turn_id, memory_semantic.c.id))
+        return await self.db.write(lambda conn: {turn: id_ for turn, id_ in conn.execute(statement, values)})
 
     async def semantic_matrix(self, agent: str, embedder: str,
                               dimension: int) -> tuple[np.ndarray, list[str], np.ndarray]:
