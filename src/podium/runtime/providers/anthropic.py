@@ -66,6 +66,8 @@ class AnthropicProvider:
         sent on a pooled keep-alive connection just as the server closes it gets no answer at
         all, and is sent once more, on a new connection (the SDK's own retries are off, so that
         the router alone decides about 429s and 5xxs). A refused connection is not retried."""
+        # Entering the SDK's stream manager sends the request; the stream it returns is itself
+        # the context manager that closes the response, so nothing is left open between tries.
         try:
             return await self.client.messages.stream(**kwargs).__aenter__()
         except self._sdk.APIConnectionError as exc:
