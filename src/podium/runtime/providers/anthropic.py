@@ -8,7 +8,7 @@ from typing import Any
 
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
-from podium.runtime.providers.base import ModelRequest, ProviderEvent
+from podium.runtime.providers.base import ModelRequest, ProviderEvent, sent
 from podium.runtime.providers.openai import retry_after
 
 
@@ -44,8 +44,11 @@ class AnthropicProvider:
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         sdk = self._sdk
+        # Entering the SDK's stream manager sends the request; the stream it returns is itself
+        # the context manager that closes the response, so nothing is left open between tries.
         try:
-            async with await self._open(kwargs) as stream:
+            async with await sent(lambda: self.client.messages.stream(**kwargs).__aenter__(),
+                                  self._dropped) as stream:
                 async for text in stream.text_stream:
                     yield TextDelta(text)
                 final = await stream.get_final_message()
@@ -61,28 +64,15 @@ class AnthropicProvider:
                 yield ToolCall(id=block.id, name=block.name, input=dict(block.input or {}))
         yield Usage(final.usage.input_tokens, final.usage.output_tokens)
 
-    async def _open(self, kwargs: dict[str, Any]) -> Any:
-        """The answer's stream, its status and headers read. As in the OpenAI provider, a request
-        sent on a pooled keep-alive connection just as the server closes it gets no answer at
-        all, and is sent once more, on a new connection (the SDK's own retries are off, so that
-        the router alone decides about 429s and 5xxs). A refused connection is not retried."""
-        # Entering the SDK's stream manager sends the request; the stream it returns is itself
-        # the context manager that closes the response, so nothing is left open between tries.
-        try:
-            return await self.client.messages.stream(**kwargs).__aenter__()
-        except self._sdk.APIConnectionError as exc:
-            if not _dropped(exc.__cause__):
-                raise
-            return await self.client.messages.stream(**kwargs).__aenter__()
+    def _dropped(self, exc: Exception) -> bool:
+        """A connection the server dropped after accepting it; a refused one (ConnectError) is not."""
+        return isinstance(exc, self._sdk.APIConnectionError) and \
+            any(kind.__name__ in _DROPPED for kind in type(exc.__cause__).__mro__)
 
 
-# What the SDK's connection error wraps when a server dropped a connection it had accepted; a
-# refused one is a ConnectError. Matched by name: SDK 2.x runs on httpx2, older ones on httpx.
+# What the SDK's connection error wraps when a server dropped a connection it had accepted.
+# Matched by name: SDK 2.x runs on httpx2, older ones on httpx.
 _DROPPED = {"RemoteProtocolError", "ReadError", "WriteError"}
-
-
-def _dropped(cause: BaseException | None) -> bool:
-    return any(kind.__name__ in _DROPPED for kind in type(cause).__mro__)
 
 
 def to_anthropic(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:

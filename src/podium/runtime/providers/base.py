@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from podium.runtime.events import TextDelta, ToolCall, Usage
 
 ProviderEvent = TextDelta | ToolCall | Usage
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -29,6 +30,21 @@ class Provider(Protocol):
     supports_tools: bool
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]: ...
+
+
+async def sent(send: Callable[[], Awaitable[T]], dropped: Callable[[Exception], bool]) -> T:
+    """`send()`'s answer (a response with its status and headers read), sent once more when the
+    first try met a `dropped` connection. A server may close an idle keep-alive connection just
+    as a request goes out on it (uvicorn, which vLLM runs on, closes them after 5 s): that
+    request gets no answer at all, so it goes again on a new connection, as the OpenAI SDK and
+    urllib3 do. Anything else, a refused connection included, is the router's to handle (the
+    providers' SDK retries are off), and nothing is sent again once an answer has begun."""
+    try:
+        return await send()
+    except Exception as exc:
+        if not dropped(exc):
+            raise
+        return await send()
 
 
 def last_content(messages: list[dict[str, Any]], role: str) -> str:

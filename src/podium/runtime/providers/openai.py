@@ -23,7 +23,7 @@ import orjson
 
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, ToolCall, Usage
-from podium.runtime.providers.base import ModelRequest, ProviderEvent, approx_tokens, request_tokens
+from podium.runtime.providers.base import ModelRequest, ProviderEvent, approx_tokens, request_tokens, sent
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -76,8 +76,11 @@ class OpenAIProvider:
         return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        body = self._body(request)
         try:
-            async with await self._post(self._body(request)) as response:
+            async with await sent(lambda: self.session().post(self.url, json=body, headers=self.headers,
+                                                               timeout=self.timeout, proxy=self.proxy),
+                                  _dropped) as response:
                 if response.status >= 400:
                     await response.read()
                     raise ProviderError(f"{self.kind} answered {response.status}",
@@ -94,21 +97,11 @@ class OpenAIProvider:
         except aiohttp.ClientError as exc:
             raise ProviderError(f"{self.kind} unreachable: {exc}") from exc
 
-    async def _post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        """The response to `body`, its status and headers read. A server may close an idle
-        keep-alive connection just as a request goes out on it (uvicorn, which vLLM runs on,
-        closes them after 5 s): that request gets no answer at all, so it is sent once more, on
-        a new connection, as the OpenAI SDK and urllib3 do. A refused connection is not."""
-        try:
-            return await self._send(body)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            if isinstance(exc, aiohttp.ClientConnectorError):
-                raise  # nothing listens there: the router moves on to the next candidate
-            return await self._send(body)
 
-    async def _send(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        return await self.session().post(self.url, json=body, headers=self.headers, timeout=self.timeout,
-                                         proxy=self.proxy)
+def _dropped(exc: Exception) -> bool:
+    # A refused connection (ClientConnectorError, an OSError too) means nothing listens there.
+    return isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) \
+        and not isinstance(exc, aiohttp.ClientConnectorError)
 
 
 class CompletionStream:
