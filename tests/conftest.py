@@ -79,7 +79,7 @@ class Podium:
         from sqlalchemy import text
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        url = self.config.get("database_url") or f"sqlite+aiosqlite:///{self.root / 'data' / 'podium.db'}"
+        url = self.database_url
 
         async def read() -> list[tuple[Any, ...]]:
             engine = create_async_engine(url)
@@ -90,6 +90,11 @@ class Podium:
                 await engine.dispose()
 
         return asyncio.run(read())
+
+    @property
+    def database_url(self) -> str:
+        """The server's database: the configured URL, or the SQLite file in its data dir."""
+        return self.config.get("database_url") or f"sqlite+aiosqlite:///{self.root / 'data' / 'podium.db'}"
 
     @property
     def core(self) -> Any:

@@ -43,14 +43,23 @@ def embedder_ready(server) -> bool:
     return server.http.get("/api/stats/capacity").json()["embedder"]["ready"]
 
 
+def semantic_figures(server) -> dict:
+    return server.http.get("/api/stats/capacity").json()["semantic_memory"]
+
+
+def within(seconds: float, condition) -> bool:
+    """Whether `condition()` comes true within `seconds` (asked every 20 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_the_embedder_loads_at_start_up_when_the_agents_will_need_it(podium):
     def ready_within(server, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while not embedder_ready(server):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        return within(seconds, lambda: embedder_ready(server))
 
     # Semantic memory on (the default): loaded with no request asking for it.
     assert ready_within(podium([ECHO]), 180)
@@ -130,7 +139,7 @@ def test_a_recalled_message_is_stored_with_the_vector_its_recall_computed(podium
 
     def figures() -> dict:
         server.http.get("/v1/memory/pal/semantic", params={"query": "flush"})  # waits for storage, embeds once
-        return server.http.get("/api/stats/capacity").json()["semantic_memory"]
+        return semantic_figures(server)
 
     run(server, "pal", "I keep bees on the roof.", "one")  # no other session yet: no recall
     before = figures()
@@ -163,7 +172,7 @@ def test_messages_the_queue_has_no_room_for_are_read_back_not_lost(podium):
     found = server.http.get("/v1/memory/echo/semantic", params={"query": "drawer", "top_k": 100}).json()["results"]
     assert sorted(r["text"] for r in found) == sorted(texts)  # each message, none twice
     assert {r["metadata"]["session_id"] for r in found} == {f"burst-{i}" for i in range(len(texts))}
-    figures = server.http.get("/api/stats/capacity").json()["semantic_memory"]
+    figures = semantic_figures(server)
     assert figures["deferred"] > 0 and figures["read_back"] == figures["deferred"]
 
 
@@ -192,7 +201,7 @@ def test_messages_an_earlier_process_left_unstored_are_stored_at_the_next_start(
         run(server, "echo", text, f"left-{i}")
     semantic(server, True)
     assert remembered(server) == sorted(["The garden shed is green.", *left])  # each once
-    figures = server.http.get("/api/stats/capacity").json()["semantic_memory"]
+    figures = semantic_figures(server)
     assert figures["read_back"] == 2 and figures["deferred"] == 0
 
 
@@ -207,7 +216,7 @@ def test_two_servers_reading_back_the_same_messages_store_each_once(podium, fake
     config = {"embedder": "openai", "embedder_base_url": fake_upstream.base_url}
     first = podium([ECHO], config)
     run(first, "echo", "The garden shed is green.", "first")  # a memory, so that a later start resumes
-    _wait_for(lambda: first.query("SELECT COUNT(*) FROM memory_semantic") == [(1,)])
+    assert within(60, lambda: first.query("SELECT COUNT(*) FROM memory_semantic") == [(1,)])
     (first.agents_dir / "echo.yaml").write_text(yaml.safe_dump({**ECHO, "memory": {"semantic": False}}))
     first.restart()
     left = ["The garden hose is red.", "The garden bench is oak."]
@@ -216,30 +225,18 @@ def test_two_servers_reading_back_the_same_messages_store_each_once(podium, fake
     first.stop()
 
     (first.agents_dir / "echo.yaml").write_text(yaml.safe_dump(ECHO))
-    database = first.config.get("database_url") or f"sqlite+aiosqlite:///{first.root / 'data' / 'podium.db'}"
     fake_upstream.hold_embeddings(until=2)
-    second = Podium(first.root.parent / "second", [ECHO], {**config, "database_url": database})
+    second = Podium(first.root.parent / "second", [ECHO], {**config, "database_url": first.database_url})
     try:
         first.start()
         second.start()
         for server in (first, second):
-            _wait_for(lambda server=server: _figures(server)["read_back"] == 2)
+            assert within(60, lambda server=server: semantic_figures(server)["read_back"] == 2)
     finally:
         second.stop()  # each waits for its semantic-memory worker to finish
     first.stop()
     stored = first.query("SELECT text, COUNT(*) FROM memory_semantic GROUP BY text ORDER BY text")
     assert stored == [(text, 1) for text in sorted(["The garden shed is green.", *left])]
-
-
-def _figures(server) -> dict:
-    return server.http.get("/api/stats/capacity").json()["semantic_memory"]
-
-
-def _wait_for(condition, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.05)
 
 
 def test_memories_stored_together_keep_their_own_ids_and_a_run_is_stored_once(tmp_path):
