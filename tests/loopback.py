@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import uvicorn
@@ -57,10 +57,17 @@ class LoopbackServer:
         self.sock.close()
 
 
+class Served(NamedTuple):
+    """A `podium serve` process and the URL it answers on."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
-def podium_process(root: Path, agents: list[dict[str, Any]], config: dict[str, Any]) -> Iterator[str]:
+def podium_process(root: Path, agents: list[dict[str, Any]], config: dict[str, Any]) -> Iterator[Served]:
     """`podium serve` with these agents and settings (data under `root`), as its own process;
-    yields its URL once it answers /health, and stops it afterwards."""
+    yields it once it answers /health, and stops it afterwards (if a test has not killed it)."""
     (root / "agents").mkdir()
     for agent in agents:
         (root / "agents" / f"{agent['name']}.yaml").write_text(yaml.safe_dump(agent))
@@ -86,7 +93,7 @@ def podium_process(root: Path, agents: list[dict[str, Any]], config: dict[str, A
                     f"did not answer {url}/health within {START_WITHIN} s"
                 raise RuntimeError(f"podium serve {state}; its log ends:\n{log.read_text()[-3000:]}")
             time.sleep(0.05)
-        yield url
+        yield Served(url, server)
     finally:
         server.terminate()
         server.wait(timeout=30)

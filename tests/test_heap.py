@@ -32,8 +32,8 @@ def test_loaded_models_are_left_out_of_collections(tmp_path):
     # agent uses semantic memory, so the embedder waits for its first use instead of loading at
     # start-up, and each model's load can be counted on its own.
     quiet = {**ECHO, "memory": {"semantic": False}}
-    with podium_process(tmp_path, [quiet, SMALL], {"default_agent": "echo", "local_max_new_tokens": 4}) as url, \
-            httpx.Client(base_url=url, timeout=300) as http:
+    with podium_process(tmp_path, [quiet, SMALL], {"default_agent": "echo", "local_max_new_tokens": 4}) as served, \
+            httpx.Client(base_url=served.url, timeout=300) as http:
         def capacity() -> dict:
             return http.get("/api/stats/capacity").json()
 

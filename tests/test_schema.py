@@ -48,8 +48,8 @@ def _server_errors(operation: Any, mode: GenerationMode) -> list[str]:
 def served(tmp_path: Path) -> Iterator[str]:
     # On the backend of the run: PostgreSQL refuses input that SQLite takes (a NUL character).
     config = {**CONFIG, "default_agent": "echo", "database_url": database_url(tmp_path, "podium.db")}
-    with podium_process(tmp_path, [ECHO], config) as url:
-        yield url
+    with podium_process(tmp_path, [ECHO], config) as served:
+        yield served.url
 
 
 def test_no_route_answers_500(served):

@@ -78,3 +78,106 @@ def test_pending_triggers_run_after_restart(podium):
     server.start()
     results = [wait_for(server.http, e["event_id"]) for e in events]
     assert [r["status"] for r in results] == ["completed"] * 3
+
+
+LONG = {"name": "long", "orchestration": {"pattern": "single"}, "memory": {"semantic": False},
+        "model": {"provider": "scripted", "model": "long", "script": [{"tokens": 20, "delay_ms": 100}]}}
+
+
+def test_a_server_starting_beside_another_leaves_its_running_trigger_alone(podium):
+    """A second server on the same database, started while the first runs a trigger, does not
+    take that trigger for one cut short by a stop and run it a second time."""
+    from tests.conftest import Podium
+
+    first = podium([LONG])
+    event = first.http.post("/v1/triggers", json={"target_agent": "long", "input": "once"}).json()
+    wait_for(first.http, event["event_id"], ("running",))
+    second = Podium(first.root.parent / "second", [LONG], {"database_url": first.database_url})
+    try:
+        second.start()
+        done = wait_for(second.http, event["event_id"])
+    finally:
+        second.stop()
+    assert done["status"] == "completed"
+    assert first.query("SELECT runs FROM triggers") == [(1,)]
+    assert first.query("SELECT COUNT(*) FROM turns WHERE session_id = :s", s=done["session_id"]) == [(1,)]
+
+
+def scripted_for(seconds: float) -> dict:
+    """LONG, answering for about `seconds`."""
+    return {**LONG, "model": {**LONG["model"], "script": [{"tokens": int(seconds * 10), "delay_ms": 100}]}}
+
+
+def test_a_trigger_whose_server_died_runs_again_on_one_still_serving(podium, tmp_path):
+    """A server killed mid-run cannot release its claim: once its lease lapses, a server still
+    running on the same database sweeps the trigger up and runs it again."""
+    import httpx
+
+    from tests.conftest import database_url
+    from tests.loopback import podium_process
+
+    agent = scripted_for(5)
+    config = {"database_url": database_url(tmp_path, "shared.db"), "resilience": {"trigger_lease": 1.5}}
+    (tmp_path / "dies").mkdir()
+    with podium_process(tmp_path / "dies", [agent], config) as served, \
+            httpx.Client(base_url=served.url, timeout=60) as http:
+        event_id = http.post("/v1/triggers", json={"target_agent": "long", "input": "go"}).json()["event_id"]
+        wait_for(http, event_id, ("running",))
+        survivor = podium([agent], config)  # its start-up sweep finds the claim held, and leaves it
+        assert survivor.http.get(f"/v1/triggers/{event_id}").json()["status"] == "running"
+        served.process.kill()
+        served.process.wait()
+    done = wait_for(survivor.http, event_id)
+    assert done["status"] == "completed" and done["result"]["response"].split()[-1] == "tok49"
+    assert survivor.query("SELECT runs, lease_until FROM triggers") == [(2, None)]
+    turns = survivor.query("SELECT status FROM turns WHERE session_id = :s", s=done["session_id"])
+    assert turns == [("completed",)]  # the killed server recorded nothing of its run
+
+
+def test_a_run_cut_short_by_a_stop_goes_back_to_pending(podium):
+    """A run still going when its server stops (past the 5 s grace) is released at once, not
+    left to its lease (600 s here): the next start runs it again."""
+    server = podium([scripted_for(6)], {"resilience": {"trigger_lease": 600}})
+    event_id = server.http.post("/v1/triggers", json={"target_agent": "long", "input": "go"}).json()["event_id"]
+    wait_for(server.http, event_id, ("running",))
+    server.stop()
+    assert server.query("SELECT status, claimed_by, lease_until, runs FROM triggers") == [("pending", None, None, 1)]
+    server.start()
+    done = wait_for(server.http, event_id)
+    assert done["status"] == "completed"
+    assert server.query("SELECT runs FROM triggers") == [(2,)]
+
+
+def test_only_lapsed_claims_are_requeued(tmp_path):
+    """The sweep puts back to pending a run whose lease has passed, and one claimed before leases
+    existed (migration 0016: no lease at all), and leaves a held claim and finished triggers."""
+    import asyncio
+
+    from sqlalchemy import insert
+
+    from podium.ids import now_ms
+    from podium.store.db import Database
+    from podium.store.triggers import TriggerStore, triggers
+    from tests.conftest import database_url
+
+    url = database_url(tmp_path, "t.db")  # outside the loop: a fresh PostgreSQL database is made with asyncio.run
+
+    async def scenario() -> list[tuple[str, str]]:
+        db = Database(url)
+        await db.migrate()
+        store = TriggerStore(db)
+        now = now_ms()
+        rows = {"held": ("running", now + 60_000), "lapsed": ("running", now - 1), "legacy": ("running", None),
+                "done": ("completed", None), "waiting": ("pending", None)}
+        try:
+            await db.run(insert(triggers), [
+                {"id": name, "agent": "echo", "input": "x", "status": status, "lease_until": lease, "runs": 1,
+                 "created_at": now, "claimed_by": "node_a" if status == "running" else None}
+                for name, (status, lease) in rows.items()])
+            assert await store.requeue_lost() == 2
+            return sorted((r["id"], r["status"]) for r in [await store.get(name) for name in rows])
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == [("done", "completed"), ("held", "running"), ("lapsed", "pending"),
+                                       ("legacy", "pending"), ("waiting", "pending")]

@@ -95,7 +95,8 @@ class Core:
                                          timeout=settings.resilience.approval_timeout)
         self.loop.tool_gate = self.approvals.gate
         self.triggers = TriggerService(TriggerStore(self.db), self.conversations, self.agents, self.access,
-                                       workers=settings.resilience.trigger_workers)
+                                       workers=settings.resilience.trigger_workers,
+                                       lease=settings.resilience.trigger_lease)
 
     def _build_observability(self, settings: Settings) -> None:
         """Metrics, logs, stats, the context observatory, feedback, system and config (issue 6)."""

@@ -75,6 +75,9 @@ class ResilienceSettings(BaseModel):
     breaker_cooldown: float = Field(30.0, ge=0, description="Seconds an open breaker waits before a trial call.")
     latency_window: int = Field(10, ge=1, description="Calls in the latency moving average.")
     trigger_workers: int = Field(2, ge=1, le=64, description="Durable trigger runs executed at once.")
+    trigger_lease: float = Field(
+        30.0, ge=0.5, le=3600, description="Seconds a running trigger's claim holds unless its server renews "
+        "it (every third of that); a trigger whose server died runs again on another after about this long.")
     approval_timeout: float = Field(
         3600.0, gt=0, description="Seconds a run waits for an approval before taking it as denied.")
     provider_keys_secret: SecretStr | None = Field(

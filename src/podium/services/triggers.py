@@ -2,9 +2,12 @@
 
 `submit` stores the trigger before it answers, so an acknowledged trigger is never lost; a
 pool of workers started with the Core claims pending triggers one at a time (a conditional
-update, safe with several nodes on one database) and records the outcome. At start-up,
-triggers left running by the last stop go back to pending and run again: delivery is at
-least once.
+update, safe with several servers on one database) and records the outcome.
+
+A claim is a lease of `lease` seconds, renewed every third of that while the run lasts. A run
+that a stopping server cuts short goes back to pending at once; one whose server died goes back
+once its lease has lapsed, when this or any other server next sweeps (at start-up, then at every
+renewal), and runs again there: delivery is at least once.
 """
 
 from __future__ import annotations
@@ -37,15 +40,20 @@ class TriggerService:
     """Accepts triggers and runs them in the background."""
 
     def __init__(self, store: TriggerStore, conversations: Any, agents: Any, access: AccessService,
-                 workers: int = 2) -> None:
+                 workers: int = 2, lease: float = 30.0) -> None:
         self.store = store
         self.conversations = conversations
         self.agents = agents
         self.access = access
         self.workers = workers
+        self.lease = lease
+        # Names this server's claims; a restarted server is a new node (its predecessor released or lost its own).
+        self.node = new_id("node_")
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()  # in the queue: a sweep does not queue a trigger twice
         self._tasks: list[asyncio.Task[None]] = []
-        self._jobs: set[asyncio.Task[None]] = set()
+        self._jobs: dict[str, asyncio.Task[None]] = {}  # runs in progress, by trigger id
+        self._keeper: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def submit(self, agent: str, text: str, *, idempotency_key: str | None = None,
@@ -67,7 +75,7 @@ class TriggerService:
             if first is None:
                 raise PodiumError("trigger could not be stored")
             return public(first)
-        self._queue.put_nowait(event_id)
+        self._enqueue(event_id)
         return public(row)
 
     async def get(self, event_id: str) -> dict[str, Any]:
@@ -77,33 +85,69 @@ class TriggerService:
         return public(row)
 
     async def start(self) -> None:
-        await self.store.requeue_running()
-        for event_id in await self.store.pending_ids():
-            self._queue.put_nowait(event_id)
+        await self._sweep()
         self._tasks = [asyncio.create_task(self._work(), name=f"trigger-worker-{i}") for i in range(self.workers)]
+        self._keeper = asyncio.create_task(self._keep(), name="trigger-leases")
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming, let runs in progress finish (bounded), then stop the workers; a run
-        cut short stays `running` and is run again at the next start."""
+        cut short goes back to pending, for the next start or another server to run again."""
         self._stopping = True
+        if self._keeper is not None:
+            self._keeper.cancel()
         if self._jobs:
-            await asyncio.wait(self._jobs, timeout=grace)
-        for task in [*self._tasks, *self._jobs]:
+            await asyncio.wait(self._jobs.values(), timeout=grace)
+        cut = [event_id for event_id, job in self._jobs.items() if not job.done()]
+        tasks = [*self._tasks, *self._jobs.values(), *filter(None, [self._keeper])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._jobs, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks, self._keeper = [], None
+        if cut:
+            try:
+                await self.store.release(self.node, cut)
+            except Exception:  # their leases lapse instead, and the runs are swept up then
+                log.exception("could not release %d triggers cut short", len(cut))
+
+    def _enqueue(self, event_id: str) -> None:
+        if event_id not in self._queued:
+            self._queued.add(event_id)
+            self._queue.put_nowait(event_id)
+
+    async def _sweep(self) -> None:
+        """Put lapsed runs back to pending, then queue every pending trigger: those requeued, and
+        those another server accepted but stopped before running."""
+        await self.store.requeue_lost()
+        for event_id in await self.store.pending_ids():
+            self._enqueue(event_id)
+
+    async def _keep(self) -> None:
+        """Every third of the lease: renew this server's claims, then sweep."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                if self._jobs:
+                    await self.store.renew(self.node, list(self._jobs), self._lease_ms)
+                await self._sweep()
+            except Exception:  # the database is failing: the next tick tries again
+                log.exception("could not renew or sweep triggers")
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.lease * 1000)
 
     async def _work(self) -> None:
         while not self._stopping:
             event_id = await self._queue.get()
+            self._queued.discard(event_id)
             if self._stopping:
                 return
-            row = await self.store.claim(event_id)
+            row = await self.store.claim(event_id, self.node, self._lease_ms)
             if row is None:
-                continue  # another worker (or node) took it
+                continue  # another worker (or server) took it
             job = asyncio.create_task(self._execute(row), name=f"trigger:{event_id}")
-            self._jobs.add(job)
-            job.add_done_callback(self._jobs.discard)
+            self._jobs[event_id] = job
+            job.add_done_callback(lambda _job, event_id=event_id: self._jobs.pop(event_id, None))
             # Shielded: stopping the worker must not cancel the run it is waiting for.
             await asyncio.shield(job)
 
