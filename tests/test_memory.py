@@ -493,3 +493,29 @@ def test_memory_and_rag_changes_are_pushed_on_ws(podium):
     assert [m["event"] for m in seen] == ["memory:added", "memory:added", "rag:ingested"]
     assert seen[0]["data"]["category"] == "preferences" and seen[0]["data"]["session_id"] == "pushed"
     assert seen[2]["data"] == {"collection": "c", "documents_ingested": 1, "chunks_created": 1}
+
+
+def test_memories_stored_through_another_server_are_found_by_this_one(podium):
+    """Two servers on one database: a memory stored through one reaches the other's searches,
+    though the other had cached the agent's memories before it was stored (a search has the
+    cache checked against the database at most every 2 s)."""
+    from tests.conftest import Podium
+
+    first = podium([ECHO])
+    run(first, "echo", "My favourite programming language is Rust.", "s-a")
+    second = Podium(first.root.parent / "second", [ECHO], {"database_url": first.database_url}).start()
+    question = {"query": "which pet does the user own?", "top_k": 1}
+
+    def best(server) -> str:
+        return server.http.get("/v1/memory/echo/semantic", params=question).json()["results"][0]["text"]
+
+    try:
+        assert best(second) == "My favourite programming language is Rust."  # its cache: this one alone
+        run(first, "echo", "I have a golden retriever called Max.", "s-b")
+        assert best(first) == "I have a golden retriever called Max."  # stored (a search waits for that)
+        assert within(30, lambda: best(second) == "I have a golden retriever called Max.")
+        found = second.http.get("/v1/memory/echo/semantic", params={**question, "top_k": 5}).json()["results"]
+        assert sorted(r["text"] for r in found) == ["I have a golden retriever called Max.",
+                                                    "My favourite programming language is Rust."]
+    finally:
+        second.stop()

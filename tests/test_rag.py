@@ -237,3 +237,27 @@ def test_large_ingest_is_embedded_in_slices_in_order(server):
         found = server.http.post("/v1/rag/query", json={"collection": "many", "query": documents[i]["text"],
                                                         "top_k": 1}).json()["results"]
         assert found[0]["metadata"] == {"i": i} and found[0]["score"] > 0.99
+
+
+def test_a_collection_changed_through_another_server_is_queried_as_it_now_is(server):
+    """Two servers on one database: what one ingests or deletes reaches the other's queries,
+    though the other had the collection's vectors cached already."""
+    from tests.conftest import Podium
+
+    other = Podium(server.root.parent / "other", [ECHO], {"database_url": server.database_url}).start()
+    try:
+        def best(question: str) -> str:
+            answer = other.http.post("/v1/rag/query", json={"collection": "docs", "query": question, "top_k": 1})
+            assert answer.status_code == 200, answer.text
+            return answer.json()["results"][0]["metadata"]["id"]
+
+        assert best("a snake sheds its skin") != "snake"  # cached now, without it
+        server.http.post("/v1/rag/ingest", json={"collection": "docs", "documents": [
+            {"text": "The python slipped out of its old skin among the rocks.", "metadata": {"id": "snake"}},
+        ]}).raise_for_status()
+        assert best("a snake sheds its skin") == "snake"
+        server.http.delete("/v1/rag/collections/docs").raise_for_status()
+        server.http.post("/v1/rag/ingest", json={"collection": "docs", "documents": CORPUS[:1]}).raise_for_status()
+        assert best("borrowing costs went up") == "cat"  # the collection as made again: one passage
+    finally:
+        other.stop()

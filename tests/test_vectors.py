@@ -38,6 +38,27 @@ def test_appends_grow_the_cached_matrix_and_leave_earlier_views_alone():
     assert np.array_equal(ids, np.arange(416)) and len(sessions) == 416 and sessions[415] == "x415"
 
 
+def test_a_new_version_loads_again_and_an_append_meant_for_a_dropped_entry_is_ignored():
+    cache = MatrixCache(max_bytes=1 << 20)
+    loads: list[int] = []
+
+    def loader(rows: int):
+        async def load():
+            loads.append(rows)
+            return np.arange(rows, dtype=np.int64), [], unit_rows(rows, rows)
+        return load
+
+    async def scenario():
+        assert len((await cache.get("rag:c", loader(2), version=("made", 1)))[0]) == 2
+        assert len((await cache.get("rag:c", loader(9), version=("made", 1)))[0]) == 2  # same version: cached
+        stale, _ = cache.peek("rag:c")
+        assert len((await cache.get("rag:c", loader(3), version=("made", 2)))[0]) == 3  # changed elsewhere
+        cache.append("rag:c", np.array([7]), [], unit_rows(1, 7), to=stale)  # that entry is gone: ignored
+        return cache.peek("rag:c")[1][0]
+
+    assert asyncio.run(scenario()).tolist() == [0, 1, 2] and loads == [2, 3]
+
+
 def test_spare_rows_stay_within_the_budget():
     cache = MatrixCache(max_bytes=200 * 8 * 4)  # room for 200 rows of 8 float32
 

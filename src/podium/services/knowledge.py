@@ -77,8 +77,11 @@ class KnowledgeService:
             raise NotFound(f"collection {collection!r} not found", code="COLLECTION_NOT_FOUND")
         if not query.strip():
             raise Unprocessable("query must not be empty")
+        # Every ingest moves the collection's row on (documents, updated_at), and a collection
+        # made again has a new created_at: so a change through another server is seen here too.
+        version = (info["created_at"], info["updated_at"], info["documents"])
         ids, _, vectors = await self.cache.get(f"rag:{collection}",
-                                               lambda: self._load(collection, info["dimension"]))
+                                               lambda: self._load(collection, info["dimension"]), version)
         if info["embedder"] != self.embedder.name:
             raise Conflict(f"collection {collection!r} was embedded with {info['embedder']}, "
                            f"the server now uses {self.embedder.name}; delete and re-ingest it")

@@ -47,6 +47,11 @@ RECALLED_CHARS = 1_000
 # Messages stored (or read back) per transaction.
 BATCH = 256
 
+# At most this often (seconds) a search has its agent's cached memories checked against the
+# database, for those stored through other servers on it; and memories fetched per query then.
+CATCH_UP_EVERY = 2.0
+CATCH_UP_STEP = 1_000
+
 
 class Pending(NamedTuple):
     """A user message waiting to be stored in semantic memory."""
@@ -109,6 +114,11 @@ class MemoryService:
         self._backlog = Backlog()
         self._worker: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
+        # A store and a catch-up never interleave: a catch-up could otherwise count a stored
+        # memory that the store has not yet added to the cache, and add it a second time.
+        self._storing = asyncio.Lock()
+        self._caught_up: dict[str, float] = {}  # agent -> loop time its last catch-up began
+        self._catch_ups: set[asyncio.Task[None]] = set()
         self.deferred = 0  # messages left to be read back: the queue was full, or a backlog was being read
         self.read_back = 0  # messages stored from the messages table
         self.embedded = 0  # texts sent to the embedder for semantic memory (recall and storage)
@@ -308,14 +318,50 @@ class MemoryService:
         vectors = await self._vectors(batch)
         rows = [{"agent": p.agent, "session_id": p.session_id, "text": p.text, "created_at": p.created_at,
                  "turn_id": p.turn_id} for p in batch]
-        ids = await self.store.add_semantic(rows, vectors, self.embedder.name)
-        # Only what was stored now joins the cache: a run stored already is not stored again,
-        # and one that came twice in this batch (queued, and read back) was stored once.
-        stored = {i: ids.pop(row["turn_id"]) for i, row in enumerate(rows) if row["turn_id"] in ids}
-        for agent in {rows[i]["agent"] for i in stored}:
-            mine = [i for i in stored if rows[i]["agent"] == agent]
-            self.cache.append(f"memory:{agent}", np.array([stored[i] for i in mine], dtype=np.int64),
-                              [rows[i]["session_id"] for i in mine], vectors[mine])
+        async with self._storing:
+            ids = await self.store.add_semantic(rows, vectors, self.embedder.name)
+            # Only what was stored now joins the cache: a run stored already is not stored again,
+            # and one that came twice in this batch (queued, and read back) was stored once.
+            stored = {i: ids.pop(row["turn_id"]) for i, row in enumerate(rows) if row["turn_id"] in ids}
+            for agent in {rows[i]["agent"] for i in stored}:
+                mine = [i for i in stored if rows[i]["agent"] == agent]
+                self.cache.append(f"memory:{agent}", np.array([stored[i] for i in mine], dtype=np.int64),
+                                  [rows[i]["session_id"] for i in mine], vectors[mine])
+
+    def _catch_up_soon(self, agent: str, dimension: int) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._caught_up.get(agent, -CATCH_UP_EVERY) < CATCH_UP_EVERY:
+            return
+        self._caught_up[agent] = now
+        task = asyncio.create_task(self._catch_up(agent, dimension), name=f"memory:catch-up:{agent}")
+        self._catch_ups.add(task)
+        task.add_done_callback(self._catch_ups.discard)
+
+    async def _catch_up(self, agent: str, dimension: int) -> None:
+        """Add to the agent's cached memories those that other servers on this database stored
+        since it was loaded. Memories are never deleted, so a count that differs from the
+        cache's means some are missing; which ones, the ids say (on PostgreSQL a memory may be
+        committed after one with a higher id, so "the ids above the newest" would miss it)."""
+        key = f"memory:{agent}"
+        try:
+            async with self._storing:
+                cached = self.cache.peek(key)
+                if cached is None:  # not cached: the next search loads it whole
+                    return
+                entry, (ids, _, _) = cached
+                count = await self.store.semantic_count(agent, self.embedder.name)
+                if count == len(ids):
+                    return
+                if count < len(ids):  # deleted by hand: the next search loads what is left
+                    self.cache.invalidate(key)
+                    return
+                missing = np.setdiff1d(await self.store.semantic_ids(agent, self.embedder.name), ids).tolist()
+                for start in range(0, len(missing), CATCH_UP_STEP):
+                    found, sessions, vectors = await self.store.semantic_matrix(
+                        agent, self.embedder.name, dimension, only=missing[start:start + CATCH_UP_STEP])
+                    self.cache.append(key, found, sessions, vectors, to=entry)
+        except Exception:  # the next search tries again; until then it ranks what is cached
+            log.exception("could not catch up with the semantic memories of %s", agent)
 
     async def _vectors(self, batch: list[Pending]) -> np.ndarray:
         """The batch's vectors: those its runs' recall computed, the others embedded now."""
@@ -373,6 +419,9 @@ class MemoryService:
     async def stop(self) -> None:
         if self._warming is not None:
             self._warming.cancel()  # a load in progress finishes in its thread, unawaited
+        for task in list(self._catch_ups):
+            task.cancel()
+        await asyncio.gather(*self._catch_ups, return_exceptions=True)
         if self._worker is not None and not self._worker.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._worker), timeout=10)
@@ -393,6 +442,7 @@ class MemoryService:
             vector = await self._embed_one(query)
         ids, sessions, vectors = await self.cache.get(
             f"memory:{agent}", lambda: self.store.semantic_matrix(agent, self.embedder.name, len(vector)))
+        self._catch_up_soon(agent, len(vector))  # for later searches: this one ranks what is cached
         best = await run_ranking(top_matches_where, vectors, vector, top_k,
                                  lambda row: sessions[row] != exclude_session, min_score)
         picked = [(int(ids[row]), score) for row, score in best]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ class _Matrix:
     extra: list[Any]
     vectors: np.ndarray
     rows: int
+    version: Hashable = None  # what the database said of the rows when they were loaded
 
     def view(self) -> Loaded:
         # Views of the rows in use: later appends write past them, a growth copies elsewhere.
@@ -67,24 +68,44 @@ class MatrixCache:
         self._generation: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def get(self, key: str, load: Callable[[], Awaitable[Loaded]]) -> Loaded:
-        """The cached matrix, or a fresh load (concurrent misses for one key load once)."""
-        if key in self._entries:
+    async def get(self, key: str, load: Callable[[], Awaitable[Loaded]], version: Hashable = None) -> Loaded:
+        """The cached matrix, or a fresh load (concurrent misses for one key load once).
+
+        `version`, read from the database before the call, says what the rows are now: an entry
+        loaded at another version is loaded again. Writes through this server update or drop
+        entries themselves; the version is how writes through another server on the same
+        database are seen. The load comes after the version was read, so it is never older."""
+        if self._current(key, version):
             self._entries.move_to_end(key)
             return self._entries[key].view()
         async with self._locks.setdefault(key, asyncio.Lock()):
-            if key in self._entries:
+            if self._current(key, version):
                 return self._entries[key].view()
+            self._entries.pop(key, None)
             generation = self._generation.get(key, 0)
             ids, extra, vectors = await load()
             # A write that happened while loading makes this entry stale: use it once, keep it not.
             if generation == self._generation.get(key, 0):
-                self._put(key, _Matrix(ids, list(extra), vectors, len(vectors)))
+                self._put(key, _Matrix(ids, list(extra), vectors, len(vectors), version))
             return ids, extra, vectors
 
-    def append(self, key: str, ids: np.ndarray, extra: list[Any], vectors: np.ndarray) -> None:
-        """Add rows to a cached entry (if any) instead of dropping it."""
+    def _current(self, key: str, version: Hashable) -> bool:
+        entry = self._entries.get(key)
+        return entry is not None and entry.version == version
+
+    def peek(self, key: str) -> tuple[object, Loaded] | None:
+        """The cached entry's rows, without loading it or making it recent, and a handle that
+        `append(to=...)` takes to add rows to this entry only (not to a later load of the key)."""
+        entry = self._entries.get(key)
+        return (entry, entry.view()) if entry is not None else None
+
+    def append(self, key: str, ids: np.ndarray, extra: list[Any], vectors: np.ndarray,
+               to: object | None = None) -> None:
+        """Add rows to a cached entry (if any; with `to`, if it is still that one) instead of
+        dropping it."""
         self._generation[key] = self._generation.get(key, 0) + 1
+        if to is not None and self._entries.get(key) is not to:
+            return
         entry = self._entries.pop(key, None)
         if entry is not None and entry.vectors.shape[1] == vectors.shape[1]:
             entry.add(ids, extra, vectors, self.max_bytes)

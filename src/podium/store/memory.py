@@ -61,6 +61,10 @@ conversation_summaries = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+def _mine(agent: str, embedder: str) -> Any:
+    return and_(memory_semantic.c.agent == agent, memory_semantic.c.embedder == embedder)
+
+
 class MemoryStore:
     """Reads and writes the memory tables."""
 
@@ -82,15 +86,28 @@ class MemoryStore:
                      .returning(memory_semantic.c.turn_id, memory_semantic.c.id))
         return await self.db.write(lambda conn: {turn: id_ for turn, id_ in conn.execute(statement, values)})
 
-    async def semantic_matrix(self, agent: str, embedder: str,
-                              dimension: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Ids, session ids and vectors of an agent's memories made by this embedder."""
+    async def semantic_matrix(self, agent: str, embedder: str, dimension: int,
+                              only: list[int] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Ids, session ids and vectors of an agent's memories made by this embedder (of those
+        with the ids `only`, when given), in id order."""
         query = (select(memory_semantic.c.id, memory_semantic.c.session_id, memory_semantic.c.vector)
-                 .where(memory_semantic.c.agent == agent, memory_semantic.c.embedder == embedder)
-                 .order_by(memory_semantic.c.id))
+                 .where(_mine(agent, embedder)).order_by(memory_semantic.c.id))
+        if only is not None:
+            query = query.where(memory_semantic.c.id.in_(only))
         rows = await self.db.rows(query)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, [r[1] for r in rows], vectors_from([r[2] for r in rows], dimension)
+
+    async def semantic_count(self, agent: str, embedder: str) -> int:
+        """How many memories the agent has from this embedder (its index alone answers)."""
+        row = await self.db.row(select(func.count()).select_from(memory_semantic).where(_mine(agent, embedder)))
+        return int(row[0]) if row else 0
+
+    async def semantic_ids(self, agent: str, embedder: str) -> np.ndarray:
+        """The ids of those memories, in id order (from the index too)."""
+        rows = await self.db.rows(select(memory_semantic.c.id).where(_mine(agent, embedder))
+                                  .order_by(memory_semantic.c.id))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     async def semantic_rows(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         query = select(memory_semantic.c.id, memory_semantic.c.text, memory_semantic.c.session_id,
