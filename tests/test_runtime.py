@@ -105,6 +105,35 @@ def test_dynamic_agent_create_use_delete(podium):
     assert server.http.get("/v1/agents/helper").status_code == 404
 
 
+def test_an_agent_made_or_deleted_through_another_server_is_known_here(podium):
+    """Two servers on one database: an agent created through one runs through the other at once
+    (a name not known makes the server look), its name is taken there too, and an agent deleted
+    through one is gone from the other within its refresh (every 2 s)."""
+    import time
+
+    from tests.conftest import Podium
+
+    first = podium([ECHO])
+    second = Podium(first.root.parent / "second", [ECHO], {"database_url": first.database_url}).start()
+    pal = {"name": "pal", "model": "scripted/echo", "orchestration": {"pattern": "single"},
+           "memory": {"semantic": False}}
+    try:
+        assert first.http.post("/v1/agents", json=pal).status_code == 201
+        assert second.http.post("/v1/agents", json=pal).status_code == 409
+        ran = second.http.post("/v1/agents/pal/run", json={"query": "hello there"})
+        assert ran.status_code == 200 and ran.json()["response"] == "hello there"
+        assert second.http.post("/v1/agents", json={**pal, "name": "mate"}).status_code == 201
+        assert first.http.post("/v1/agents/mate/run", json={"query": "hi"}).json()["response"] == "hi"
+        assert second.http.delete("/v1/agents/pal").status_code == 200
+        deadline = time.monotonic() + 10
+        while "pal" in {a["name"] for a in first.http.get("/agents").json()["agents"]}:
+            assert time.monotonic() < deadline, "the first server still lists an agent deleted through the second"
+            time.sleep(0.1)
+        assert first.http.post("/v1/agents/pal/run", json={"query": "x"}).status_code == 404
+    finally:
+        second.stop()
+
+
 def test_tools_routes(podium):
     http = podium([CALC]).http
     listed = {t["name"]: t for t in http.get("/v1/tools").json()["tools"]}

@@ -137,6 +137,7 @@ class Core:
         self.db.start()
         await self.tracing.prune(self.settings.trace_retention_days)
         await self.agents.load(self.settings.agents_dir)
+        self.agents.start()
         await self.provider_keys.load()
         await self.approvals.start()
         await self.triggers.start()
@@ -149,6 +150,7 @@ class Core:
         await self.memory.resume(self.agents.all())
 
     async def stop(self) -> None:
+        await self.agents.stop()
         await self.triggers.stop()
         await self.session_worker.shutdown()
         await self.conversations.shutdown()

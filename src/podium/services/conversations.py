@@ -109,7 +109,7 @@ class ConversationService:
         """Begin a run. `messages`, when given, is the whole conversation (the OpenAI dialect);
         otherwise the session's stored history precedes `message`. A W3C `traceparent` makes
         the run's `agent.run` span a child of the caller's span."""
-        spec = self.agents.get(agent or self.settings.default_agent)
+        spec = await self.agents.resolve(agent or self.settings.default_agent)
         fresh = session_id is None  # a session begun here has no history to read
         session_id = session_id or new_id("sess_")
         span = (self.tracing.start_run(spec.name, session_id, traceparent) if self.tracing is not None

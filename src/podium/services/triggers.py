@@ -59,7 +59,7 @@ class TriggerService:
     async def submit(self, agent: str, text: str, *, idempotency_key: str | None = None,
                      traceparent: str | None = None) -> dict[str, Any]:
         """Store a pending trigger (or find the first one with this idempotency key)."""
-        self.agents.get(agent)  # 404 for an unknown agent
+        await self.agents.resolve(agent)  # 404 for an unknown agent
         self.access.check_agent(agent)  # 403 for a token that may not use it
         idempotency_key = (idempotency_key or "").strip() or None
         if idempotency_key and (first := await self.store.by_key(idempotency_key)) is not None:

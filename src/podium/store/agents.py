@@ -17,18 +17,25 @@ class AgentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def all(self) -> list[dict[str, Any]]:
-        query = select(agents.c.spec).order_by(agents.c.name)
-        rows = await self.db.rows(query)
-        return [row.spec for row in rows]
+    async def all(self) -> list[tuple[dict[str, Any], int]]:
+        """Every dynamic agent's definition, with when it was written."""
+        query = select(agents.c.spec, agents.c.updated_at).order_by(agents.c.name)
+        return [(row.spec, row.updated_at) for row in await self.db.rows(query)]
 
-    async def put(self, name: str, spec: dict[str, Any]) -> None:
+    async def stamps(self) -> dict[str, int]:
+        """Each dynamic agent's name and when it was written: what a server compares with what it
+        has loaded, to see agents created or deleted through another server."""
+        return {row.name: row.updated_at for row in await self.db.rows(select(agents.c.name, agents.c.updated_at))}
+
+    async def put(self, name: str, spec: dict[str, Any]) -> int:
+        """Write the agent; returns when it was written."""
         now = now_ms()
 
         def write(conn: Connection) -> None:
             conn.execute(delete(agents).where(agents.c.name == name))
             conn.execute(agents.insert().values(name=name, spec=spec, created_at=now, updated_at=now))
         await self.db.write(write)
+        return now
 
     async def remove(self, name: str) -> bool:
         statement = delete(agents).where(agents.c.name == name)
