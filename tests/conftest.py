@@ -151,28 +151,42 @@ def podium(tmp_path: Path) -> Iterator[Callable[..., Podium]]:
         server.stop()
 
 
-@pytest.fixture
-def redis_server() -> Iterator[subprocess.Popen[bytes]]:
-    """A throwaway redis-server on a free loopback port (Debian's package; `make test` installs
-    it); its URL is the process's `url` attribute."""
-    port = free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
+class RedisServer:
+    """A throwaway redis-server on a loopback port (Debian's package; `make test` installs it),
+    which a test may stop and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
             except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
+                if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("redis-server did not start") from None
                 time.sleep(0.05)
-        server.url = f"redis://127.0.0.1:{port}"  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
         yield server
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 def sse_events(response: httpx.Response) -> list[tuple[str | None, str]]:

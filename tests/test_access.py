@@ -146,8 +146,7 @@ def test_rate_limit_counts_are_shared_by_servers_on_one_redis(podium, redis_serv
 def test_rate_limit_lets_requests_through_while_its_redis_is_down(podium, redis_server):
     server = podium([ECHO], {"rate_limit": {"per_ip_per_minute": 2, "storage_uri": redis_server.url}})
     assert [server.http.get("/v1/agents").status_code for _ in range(3)] == [200, 200, 429]
-    redis_server.terminate()
-    redis_server.wait(10)
+    redis_server.stop()
     # Fail open: an outage of the counter's storage is no reason to refuse every request.
     answers = [server.http.post("/v1/agents/echo/run", json={"query": "still here"}) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]

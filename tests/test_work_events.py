@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 from websockets.client import ClientProtocol
@@ -255,3 +256,76 @@ def test_idle_connections_are_pinged_and_silent_peers_dropped(podium):
     t = task(server.http, project(server.http)["id"])
     assert answering.take(1) == [("task:created", t)]  # pinged too, answered, still connected
     answering.close()
+
+
+def test_servers_sharing_a_redis_bus_tell_every_client_every_change(podium, redis_server):
+    """Two servers on one database and one Redis (`events.bus_url`): a client of either hears
+    the changes made through both, each once and in the order each server made them."""
+    from tests.conftest import Podium
+
+    config = {"events": {"bus_url": redis_server.url}}
+    first = podium([ECHO], config)
+    second = Podium(first.root.parent / "second", [ECHO], {**config, "database_url": first.database_url}).start()
+    listeners = [Listener(first.ws_url + "/ws"), Listener(second.ws_url + "/ws")]
+    try:
+        p = project(first.http)
+        made_here = task(first.http, p["id"], "Through the first")
+        made_there = task(second.http, p["id"], "Through the second")
+        done = second.http.patch(f"/api/tasks/{made_here['id']}", json={"status": "completed"}).json()
+        for listener in listeners:
+            events = listener.take(3)
+            assert sorted(events[:2], key=lambda e: e[1]["title"]) == [
+                ("task:created", made_here), ("task:created", made_there)]  # one each, either first
+            assert events[2] == ("task:updated", done)
+        ones, others = first.core.bus, second.core.bus
+        assert (ones.received, others.received) == (others.published, ones.published)
+        assert ones.dropped == others.dropped == 0
+    finally:
+        for listener in listeners:
+            listener.close()
+        second.stop()
+
+
+def test_the_bus_subscribes_again_when_its_redis_comes_back(podium, redis_server):
+    """Redis restarts: while it is away each server's clients hear its own changes; once it is
+    back, both servers have subscribed again and a change through one reaches the other's."""
+    from tests.conftest import Podium
+
+    config = {"events": {"bus_url": redis_server.url}}
+    first = podium([ECHO], config)
+    second = Podium(first.root.parent / "second", [ECHO], {**config, "database_url": first.database_url}).start()
+    there = Listener(second.ws_url + "/ws")
+    try:
+        p = project(first.http)
+        redis_server.stop()
+        alone = task(second.http, p["id"], "While Redis is away")
+        assert there.take(1) == [("task:created", alone)]
+        redis_server.start()
+        deadline = time.monotonic() + 30
+        while min(first.core.bus.subscribed, second.core.bus.subscribed) < 2:
+            assert time.monotonic() < deadline, "a server did not subscribe again"
+            time.sleep(0.05)
+        back = task(first.http, p["id"], "With Redis back")
+        assert there.take(1) == [("task:created", back)]
+    finally:
+        there.close()
+        second.stop()
+
+
+def test_a_redis_bus_that_cannot_be_reached_leaves_each_server_its_own_events(podium):
+    """With Redis away the server still starts and serves; its clients hear its own changes."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = podium([ECHO], {"events": {"bus_url": f"redis://127.0.0.1:{port}"}})
+    listener = Listener(server.ws_url + "/ws")
+    try:
+        p = project(server.http)
+        created = task(server.http, p["id"], "Alone")
+        assert listener.take(1) == [("task:created", created)]
+        deadline = time.monotonic() + 30
+        while server.core.bus.dropped < 1:  # it could not be sent to the others (after the client's retries)
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        listener.close()

@@ -1,15 +1,20 @@
 """The event bus: every state change is published here once, by the service that made it.
 
-`EventBus` is the interface; `InProcessBus` serves one node. A multi-node bus (Redis pub/sub,
-PostgreSQL LISTEN/NOTIFY) implements the same two methods.
+`EventBus` is the interface; `InProcessBus` serves the subscribers of one server; `RedisBus`
+(setting `events.bus_url`) serves those of every server that shares a Redis, through its pub/sub.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from podium.ids import new_id
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -71,6 +76,10 @@ class EventBus(Protocol):
 
     def unsubscribe(self, subscription: Subscription) -> None: ...
 
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
 
 class InProcessBus:
     """Fans events out to subscribers of this process; publishing never waits."""
@@ -93,6 +102,134 @@ class InProcessBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
+    async def start(self) -> None:
+        return None  # nothing to connect to
+
+    async def stop(self) -> None:
+        return None
+
     @property
     def subscribers(self) -> int:
         return len(self._subscriptions)
+
+
+class RedisBus:
+    """Every server's events to every server's subscribers: an event is fanned out here at once,
+    as `InProcessBus` does, and sent on a Redis pub/sub channel, from which each server fans out
+    what the others sent. Publishing still never waits. While Redis cannot be reached, events
+    reach this server's subscribers only (a live feed: what others missed is not replayed)."""
+
+    channel = "podium:events"
+
+    def __init__(self, url: str, outbox_limit: int = 10_000) -> None:
+        self.url = url
+        self.node = new_id("node_")  # its own events come back from Redis too, and are skipped
+        self.local = InProcessBus()
+        self.published = 0
+        self.received = 0  # from other servers
+        self.dropped = 0  # not sent to the others: the outbox was full, or Redis failed them
+        self.subscribed = 0  # times it has subscribed to the channel: once, and again after each outage
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(outbox_limit)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: Any = None
+        self._trouble: str | None = None  # what is wrong with Redis, logged once until it is not
+
+    def publish(self, name: str, data: dict[str, Any]) -> None:
+        self.published += 1
+        self.local.publish(name, data)
+        try:
+            self._outbox.put_nowait(json.dumps({"node": self.node, "event": name, "data": data},
+                                               separators=(",", ":")))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def subscribe(self, limit: int = 1000) -> Subscription:
+        return self.local.subscribe(limit)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.local.unsubscribe(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return self.local.subscribers
+
+    async def start(self, within: float = 5.0) -> None:
+        """Connect and subscribe; returns once subscribed, or after `within` seconds with Redis
+        unreachable (the bus keeps trying, and serves this server meanwhile)."""
+        try:
+            import redis.asyncio as redis
+        except ImportError as exc:
+            raise RuntimeError("events.bus_url needs the redis client: pip install -e '.[redis]'") from exc
+        self._client = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=5)
+        subscribed = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._send(), name="bus:send"),
+                       asyncio.create_task(self._listen(subscribed), name="bus:listen")]
+        try:
+            async with asyncio.timeout(within):
+                await subscribed.wait()
+        except TimeoutError:
+            pass
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _send(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            try:
+                await self._client.publish(self.channel, text)
+            except Exception as exc:  # let it go: a late event is worse than a missed one
+                self.dropped += 1
+                self._failing("publish to", exc)
+            else:
+                self._working()
+
+    async def _listen(self, subscribed: asyncio.Event) -> None:
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                # Ends with an error when the connection is lost; then subscribe again.
+                async for message in pubsub.listen():
+                    if message["type"] == "subscribe":
+                        self.subscribed += 1
+                        subscribed.set()
+                        self._working()
+                    elif message["type"] == "message":
+                        self._deliver(message["data"])
+            except Exception as exc:
+                self._failing("subscribe to", exc)
+            finally:
+                await pubsub.aclose()
+            await asyncio.sleep(1.0)
+
+    def _deliver(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+            node, name, data = message["node"], message["event"], message["data"]
+        except (ValueError, TypeError, KeyError):
+            return  # not one of ours
+        if node != self.node:
+            self.received += 1
+            self.local.publish(name, data)
+
+    def _failing(self, what: str, exc: Exception) -> None:
+        trouble = f"{type(exc).__name__}: {exc}"
+        if self._trouble is None:  # the URL is not logged: it may hold a password
+            log.warning("the event bus could not %s Redis (%s); events reach this server's clients only", what, trouble)
+        self._trouble = trouble
+
+    def _working(self) -> None:
+        if self._trouble is not None:
+            log.warning("the event bus reaches Redis again")
+            self._trouble = None
+
+
+def make_bus(url: str) -> InProcessBus | RedisBus:
+    """The bus `events.bus_url` asks for: empty for this server alone, redis://... to share."""
+    return RedisBus(url) if url else InProcessBus()

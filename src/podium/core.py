@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from podium.bus import EventBus, InProcessBus
+from podium.bus import EventBus, make_bus
 from podium.runtime.agent import ModelConfig
 from podium.runtime.embeddings.base import build_embedder
 from podium.runtime.loop import AgentLoop
@@ -63,7 +63,7 @@ class Core:
         self.settings = settings
         self.started_at = time.time()
         self.db = Database(settings.db_url)
-        self.bus: EventBus = InProcessBus()
+        self.bus: EventBus = make_bus(settings.events.bus_url)
         self.tools = ToolRegistry()
         register_builtins(self.tools)
         self.providers = ProviderPool(settings)
@@ -138,6 +138,7 @@ class Core:
         await self.tracing.prune(self.settings.trace_retention_days)
         await self.agents.load(self.settings.agents_dir)
         self.agents.start()
+        await self.bus.start()
         await self.provider_keys.load()
         await self.approvals.start()
         await self.triggers.start()
@@ -159,6 +160,7 @@ class Core:
         await self.writer.close()
         self.logs.stop()
         await self.providers.close()
+        await self.bus.stop()
         await self.db.close()
 
     @property

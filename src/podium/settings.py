@@ -50,12 +50,16 @@ class CorsSettings(BaseModel):
 
 
 class EventSettings(BaseModel):
-    """The WebSocket event push at `/` and `/ws` (work tracking)."""
+    """The WebSocket event push at `/` and `/ws` (work tracking), and the bus behind it."""
 
     queue_limit: int = Field(1000, ge=1, description="Events a client may fall behind before it is disconnected.")
     close_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a lagging client's close frame to go out.")
     ping_interval: float = Field(20.0, ge=0, description="Seconds between WebSocket pings; 0 disables them.")
     ping_timeout: float = Field(20.0, gt=0, description="Seconds to wait for a pong before closing (code 1011).")
+    bus_url: str = Field(
+        "", pattern=r"^$|^(redis|rediss|unix)://",
+        description="Share events between servers through Redis pub/sub, e.g. redis://host:6379 (needs the "
+                    "`redis` extra); empty: each server's clients hear its own events only.")
 
 
 class ModelPrice(BaseModel):
