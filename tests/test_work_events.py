@@ -329,3 +329,19 @@ def test_a_redis_bus_that_cannot_be_reached_leaves_each_server_its_own_events(po
             time.sleep(0.05)
     finally:
         listener.close()
+
+
+def test_an_event_that_cannot_be_encoded_still_reaches_this_servers_clients():
+    """The publisher's change stands: its event reaches local subscribers, and only the copy
+    for the other servers is dropped (and counted)."""
+    import asyncio
+
+    from podium.bus import RedisBus
+
+    async def scenario() -> tuple[str, int]:
+        bus = RedisBus("redis://127.0.0.1:1")  # never started: nothing is sent anywhere
+        subscription = bus.subscribe()
+        bus.publish("odd:event", {"value": {1, 2}})  # a set: not JSON
+        return (await subscription.get()).name, bus.dropped
+
+    assert asyncio.run(scenario()) == ("odd:event", 1)

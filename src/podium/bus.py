@@ -142,6 +142,9 @@ class RedisBus:
                                                separators=(",", ":")))
         except asyncio.QueueFull:
             self.dropped += 1
+        except (TypeError, ValueError):  # a publisher's change stands even if its event cannot go out
+            self.dropped += 1
+            log.exception("event %s could not be encoded for the other servers", name)
 
     def subscribe(self, limit: int = 1000) -> Subscription:
         return self.local.subscribe(limit)
