@@ -313,3 +313,93 @@ def test_the_run_routes_go_first_without_shadowing_any_other(tmp_path):
             scope = {"type": "http", "path": path, "root_path": "", "method": method, "headers": []}
             answering = [r for r in routes if r.matches(scope)[0] is Match.FULL]
             assert answering == [route], (method, path)
+
+
+def test_servers_started_together_on_a_new_database_both_start(tmp_path):
+    """Two `podium serve` processes started at the same moment on an empty database: one
+    creates the schema, the other waits for it (migrations hold a lock in the database), and
+    both serve. Without the lock the second failed: "table agents already exists"."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.conftest import database_url
+    from tests.loopback import podium_process
+
+    config = {"database_url": database_url(tmp_path, "together.db"), "default_agent": "echo"}
+    roots = [tmp_path / f"together{i}" for i in range(2)]
+    for root in roots:
+        root.mkdir()
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(2) as pool:
+        served = list(pool.map(lambda root: stack.enter_context(podium_process(root, [ECHO], config)), roots))
+        for i, server in enumerate(served):
+            ran = httpx.post(f"{server.url}/v1/agents/echo/run", json={"query": f"from {i}"}, timeout=60)
+            assert ran.status_code == 200 and ran.json()["response"] == f"from {i}"
+
+
+def test_a_server_waits_to_migrate_while_another_holds_the_lock(tmp_path):
+    """While another server holds the migration lock, a starting server does not touch the
+    schema; once the lock is let go it migrates and serves."""
+    import asyncio
+    import contextlib
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from podium.store.db import MIGRATION_LOCK_KEY, migration_file_lock
+    from tests.conftest import database_url
+    from tests.loopback import podium_process
+
+    url = database_url(tmp_path, "locked.db")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # what a server migrating holds, for as long as the test says
+        if not POSTGRES:
+            with migration_file_lock(url):
+                held.set()
+                release.wait(60)
+            return
+
+        async def on_postgres() -> None:
+            import asyncpg
+
+            connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+            try:
+                await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+                held.set()
+                await asyncio.to_thread(release.wait, 60)
+            finally:
+                await connection.close()
+        asyncio.run(on_postgres())
+
+    def tables() -> int:
+        async def count() -> int:
+            from sqlalchemy import inspect
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            engine = create_async_engine(url)
+            try:
+                async with engine.connect() as conn:
+                    return len(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+            finally:
+                await engine.dispose()
+        return asyncio.run(count())
+
+    (tmp_path / "waits").mkdir()
+    config = {"database_url": url, "default_agent": "echo"}
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(hold)
+        assert held.wait(30)
+        starting = pool.submit(lambda: stack.enter_context(podium_process(tmp_path / "waits", [ECHO], config)))
+        time.sleep(5)  # a server migrates within about a second of starting
+        try:
+            assert not starting.done() and tables() == 0
+        finally:
+            release.set()
+        holder.result(timeout=30)
+        served = starting.result(timeout=120)
+        ran = httpx.post(f"{served.url}/v1/agents/echo/run", json={"query": "after the wait"}, timeout=60)
+        assert ran.status_code == 200 and ran.json()["response"] == "after the wait"

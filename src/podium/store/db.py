@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import queue
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -328,9 +330,30 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+# Alembic keeps the command it is running in module globals: one upgrade at a time in a process.
+# Other processes on the same database wait in migrations/env.py, on one of these two locks.
+_UPGRADING = threading.Lock()
+MIGRATION_LOCK_KEY = 0x706F6469756D  # "podium" in ASCII: the PostgreSQL advisory lock of migrations
+
+
+@contextlib.contextmanager
+def migration_file_lock(url: str) -> Iterator[None]:
+    """On a SQLite file, an exclusive lock on `<file>-migrate.lock` while migrating (blocking:
+    the caller is the migration's own thread); released when the file closes, or the process
+    ends. Elsewhere, nothing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        yield
+        return
+    with open(f"{parsed.database}-migrate.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def upgrade(url: str) -> None:
     # Capabilities add revisions on their own branches; "heads" applies all of them.
-    command.upgrade(alembic_config(url), "heads")
+    with _UPGRADING:
+        command.upgrade(alembic_config(url), "heads")
 
 
 class DriverInsert:
