@@ -277,9 +277,9 @@ def test_servers_sharing_a_redis_bus_tell_every_client_every_change(podium, redi
             assert sorted(events[:2], key=lambda e: e[1]["title"]) == [
                 ("task:created", made_here), ("task:created", made_there)]  # one each, either first
             assert events[2] == ("task:updated", done)
-        ones, others = first.core.bus, second.core.bus
-        assert (ones.received, others.received) == (others.published, ones.published)
-        assert ones.dropped == others.dropped == 0
+        ones, others = (server.http.get("/api/stats/capacity").json()["event_bus"] for server in (first, second))
+        assert (ones["received"], others["received"]) == (others["published"], ones["published"])
+        assert ones["dropped"] == others["dropped"] == 0 and ones["kind"] == "redis" and ones["reachable"]
     finally:
         for listener in listeners:
             listener.close()
@@ -327,6 +327,8 @@ def test_a_redis_bus_that_cannot_be_reached_leaves_each_server_its_own_events(po
         while server.core.bus.dropped < 1:  # it could not be sent to the others (after the client's retries)
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        shown = server.http.get("/api/stats/capacity").json()["event_bus"]
+        assert shown["reachable"] is False and shown["subscribed"] == 0 and shown["dropped"] >= 1
     finally:
         listener.close()
 

@@ -76,6 +76,8 @@ class EventBus(Protocol):
 
     def unsubscribe(self, subscription: Subscription) -> None: ...
 
+    def figures(self) -> dict[str, Any]: ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -101,6 +103,10 @@ class InProcessBus:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
+
+    def figures(self) -> dict[str, Any]:
+        """What `/api/stats/capacity` shows of the bus."""
+        return {"kind": "in-process", "published": self.published, "subscribers": self.subscribers}
 
     async def start(self) -> None:
         return None  # nothing to connect to
@@ -155,6 +161,13 @@ class RedisBus:
     @property
     def subscribers(self) -> int:
         return self.local.subscribers
+
+    def figures(self) -> dict[str, Any]:
+        """What `/api/stats/capacity` shows of the bus: whether Redis is reached, and what went
+        through it (events from other servers, those not sent to them)."""
+        return {"kind": "redis", "published": self.published, "subscribers": self.subscribers,
+                "received": self.received, "dropped": self.dropped, "subscribed": self.subscribed,
+                "reachable": self._trouble is None and self.subscribed > 0}
 
     async def start(self, within: float = 5.0) -> None:
         """Connect and subscribe; returns once subscribed, or after `within` seconds with Redis

@@ -151,6 +151,7 @@ class StatsService:
             "semantic_memory": self.core.memory.figures(),
             "embedder": {"name": self.core.embedder.name, "ready": self.core.embedder.ready},
             "heap": heap.figures(),
+            "event_bus": self.core.bus.figures(),
         }
 
     def models_available(self) -> dict[str, Any]:
