@@ -403,3 +403,40 @@ def test_a_server_waits_to_migrate_while_another_holds_the_lock(tmp_path):
         served = starting.result(timeout=120)
         ran = httpx.post(f"{served.url}/v1/agents/echo/run", json={"query": "after the wait"}, timeout=60)
         assert ran.status_code == 200 and ran.json()["response"] == "after the wait"
+
+
+def test_a_stored_agent_this_version_cannot_load_is_left_out_and_looked_at_once(tmp_path, caplog):
+    """A dynamic agent in the database that does not parse does not stop the server; it is
+    warned about once, and refreshing does not read it again until its row changes."""
+    import asyncio
+
+    from sqlalchemy import insert
+
+    from podium.runtime.tools.base import ToolRegistry
+    from podium.services.agents import AgentService
+    from podium.store.agents import AgentStore
+    from podium.store.db import Database
+    from podium.store.tables import agents
+    from tests.conftest import database_url
+
+    url = database_url(tmp_path, "agents.db")
+
+    async def scenario() -> list[str]:
+        db = Database(url)
+        await db.migrate()
+        try:
+            await db.run(insert(agents), [
+                {"name": "odd", "spec": {"name": "odd", "orchestration": {"pattern": "nonsense"}},
+                 "created_at": 1, "updated_at": 1},
+                {"name": "fine", "spec": {"name": "fine", "model": "scripted/echo"}, "created_at": 1, "updated_at": 1}])
+            service = AgentService(AgentStore(db), ToolRegistry())
+            await service.load(tmp_path / "no-agents-here")
+            for _ in range(3):
+                await service.refresh()
+            return service.names()
+        finally:
+            await db.close()
+
+    with caplog.at_level(logging.WARNING, logger="podium.services.agents"):
+        assert asyncio.run(scenario()) == ["fine"]
+    assert [r.getMessage()[:27] for r in caplog.records] == ["dynamic agent odd is left o"]

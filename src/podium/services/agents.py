@@ -68,19 +68,17 @@ class AgentService:
         """The dynamic agents as the database has them now, beside the static ones."""
         dynamic: dict[str, AgentSpec] = {}
         stamps: dict[str, int] = {}
-        for data, written in await self.store.all():
-            name = data.get("name") if isinstance(data, dict) else None
-            if name is not None and (known := self._agents.get(name)) is not None and known.kind == "static":
+        for name, data, written in await self.store.all():
+            # Every row is stamped, those left out too: each is looked at again only once changed.
+            stamps[name] = written
+            if (known := self._agents.get(name)) is not None and known.kind == "static":
                 if warn:
                     log.warning("dynamic agent %s is shadowed by a static file", name)
                 continue
             try:
-                spec = parse_agent(data, kind="dynamic", source="database")
+                dynamic[name] = parse_agent(data, kind="dynamic", source="database")
             except BadRequest as exc:  # written by another version, perhaps: the others still load
                 log.warning("dynamic agent %s is left out: %s", name, exc.message)
-                continue
-            dynamic[spec.name] = spec
-            stamps[spec.name] = written
         self._agents = {n: s for n, s in self._agents.items() if s.kind == "static"} | dynamic
         self._stamps = stamps
 

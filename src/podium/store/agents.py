@@ -17,10 +17,10 @@ class AgentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def all(self) -> list[tuple[dict[str, Any], int]]:
-        """Every dynamic agent's definition, with when it was written."""
-        query = select(agents.c.spec, agents.c.updated_at).order_by(agents.c.name)
-        return [(row.spec, row.updated_at) for row in await self.db.rows(query)]
+    async def all(self) -> list[tuple[str, dict[str, Any], int]]:
+        """Every dynamic agent's name and definition, with when it was written."""
+        query = select(agents.c.name, agents.c.spec, agents.c.updated_at).order_by(agents.c.name)
+        return [(row.name, row.spec, row.updated_at) for row in await self.db.rows(query)]
 
     async def stamps(self) -> dict[str, int]:
         """Each dynamic agent's name and when it was written: what a server compares with what it
