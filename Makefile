@@ -50,8 +50,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	$(BIN)/pip install -q -e '.[local,dev,bench]'
 	touch $@
 
-bench: $(VENV)/.installed-bench
-	$(BIN)/python bench/run.py
+# Beside a throwaway PostgreSQL (scenario 1's PostgreSQL rows) and with redis-server installed
+# (scenario 4's two servers on one Redis bus).
+bench: $(VENV)/.installed-bench test-services
+	scripts/with-postgres $(BIN)/python bench/run.py $(SCENARIOS)
 
 # Regenerate the README's settings table from the Settings fields.
 docs: install

@@ -7,6 +7,7 @@ what is measured is a server as it runs in production, not a thread inside the h
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -206,6 +207,59 @@ def start_podium(agents: list[dict[str, Any]], config: dict[str, Any] | None = N
                   scratch=None if workdir else root)  # a caller's workdir is the caller's to delete
 
 
+# The PostgreSQL server `make bench` starts beside the run (scripts/with-postgres); without it
+# the scenarios measure SQLite only and say so.
+POSTGRES = os.environ.get("PODIUM_TEST_POSTGRES", "")
+
+
+def postgres_database() -> str:
+    """A new empty database on the PostgreSQL server, as a `database_url`."""
+    import asyncpg  # the `postgres` extra, in `dev`
+
+    name = f"podium_bench_{os.getpid()}_{time.monotonic_ns()}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(POSTGRES.replace("postgresql+asyncpg", "postgresql") + "/postgres")
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    return f"{POSTGRES}/{name}"
+
+
+class Redis:
+    """A throwaway redis-server on a loopback port (Debian's package; `make bench` installs it)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def __enter__(self) -> "Redis":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
 class LoadError(RuntimeError):
     """The load generator failed; its output is in the message."""
 
@@ -216,7 +270,8 @@ def load(mode: str, url: str, body: Any = None, timeout: float = 900, **options:
     if body is not None:
         argv += ["--body", json.dumps(body)]
     for key, value in options.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
+        for one in value if isinstance(value, list) else [value]:  # a list: the option repeated
+            argv += [f"--{key.replace('_', '-')}", str(one)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise LoadError(f"load {mode} failed: {proc.stderr[-1500:]}")

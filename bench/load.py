@@ -5,7 +5,7 @@
     python bench/load.py sse   --url URL --body JSON --concurrency 1 --duration 5
     python bench/load.py hold-sse --url URL --body JSON --connections 1000
     python bench/load.py hold-ws  --url WS_URL --body JSON --connections 1000
-    python bench/load.py fanout --url WS_URL --patch URL --clients 100 --events 200
+    python bench/load.py fanout --url WS_URL [--also WS_URL ...] --patch URL --clients 100 --events 200
 
 `http` and `sse` print one JSON object at the end (p50/p99 in ms, requests/s; for `sse` also
 time to first token and tokens/s). The `hold-*` modes open every connection, wait for each to
@@ -245,8 +245,10 @@ async def run_fanout(args: argparse.Namespace) -> dict[str, Any]:
                 if all(len(r) >= args.events for r in received):
                     done.set()
 
-    sockets = [await websockets.connect(args.url, open_timeout=30, ping_interval=None, max_queue=None)
-               for _ in range(args.clients)]
+    # Clients are spread over every server named (`--also`: servers sharing one event bus).
+    urls = [args.url, *args.also]
+    sockets = [await websockets.connect(urls[i % len(urls)], open_timeout=30, ping_interval=None, max_queue=None)
+               for i in range(args.clients)]
     listeners = [asyncio.create_task(listen(i, ws)) for i, ws in enumerate(sockets)]
     await asyncio.sleep(0.5)  # every subscription registered before the first event
     sent: list[float] = []
@@ -287,6 +289,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--unique", help="A body key given a new value per request (a session id).")
     parser.add_argument("--patch", help="fanout: the task URL to PATCH.")
+    parser.add_argument("--also", action="append", default=[],
+                        help="fanout: another server's WebSocket URL; clients are spread over all.")
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--events", type=int, default=200)
     return parser.parse_args()

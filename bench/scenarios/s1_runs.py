@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+from contextlib import ExitStack
 
 import httpx
 
-from harness import (BENCH, DURATION, PYTHON, REPEAT, WARMUP, Profile, Section, cpu_s, fmt, knob, load, median,
-                     start_podium, start_relay, start_upstream, upstream_agent)
+from harness import (BENCH, DURATION, POSTGRES, PYTHON, REPEAT, WARMUP, Profile, Section, cpu_s, fmt, knob, load,
+                     median, postgres_database, start_podium, start_relay, start_upstream, upstream_agent)
 
 CONCURRENCY = [int(c) for c in knob("CONCURRENCY", "1,16,64").split(",")]
 RSS_RUNS = knob("RSS_RUNS", 10_000)
@@ -21,11 +22,15 @@ BODY = {"query": "What is the capital of France?"}
 
 # The same server but for `trace_sample_ratio: 0`: what tracing every run costs (no graded target).
 UNTRACED = "trace_sample_ratio 0"
+# The same server on PostgreSQL instead of SQLite (no graded target).
+ON_POSTGRES = "PostgreSQL"
 
 
-def throughput(relay, podium, untraced, section: Section) -> list[dict]:  # noqa: ANN001
-    figures, untraced_rows = [], []
-    servers = {"relay": relay, "podium": podium, "untraced": untraced}
+def throughput(relay, podium, variants: dict, section: Section) -> list[dict]:  # noqa: ANN001
+    """The relay, Podium and each variant of Podium (by its row label), interleaved."""
+    figures: list[dict] = []
+    variant_rows: dict[str, list[list[object]]] = {name: [] for name in variants}  # each variant's rows together
+    servers = {"relay": relay, "podium": podium, **variants}
     for c in CONCURRENCY:
         runs: dict[str, list[dict]] = {name: [] for name in servers}
         for _ in range(REPEAT):  # interleaved, so drift on a shared machine hits all alike
@@ -44,10 +49,11 @@ def throughput(relay, podium, untraced, section: Section) -> list[dict]:  # noqa
         figures.append(f)
         section.rows.append(row(c, f, f["podium_rps"], f["podium_p50_ms"], f["podium_p99_ms"],
                                 f["relay_errors"] + f["podium_errors"]))
-        untraced_rows.append(row(f"{c} ({UNTRACED})", f, f["untraced_rps"], f["untraced_p50_ms"],
-                                 f["untraced_p99_ms"], f["untraced_errors"]))
+        for n in variants:
+            variant_rows[n].append(row(f"{c} ({n})", f, f[f"{n}_rps"], f[f"{n}_p50_ms"], f[f"{n}_p99_ms"],
+                                       f[f"{n}_errors"]))
         section.target(f"run throughput >= 0.8x relay at c={c}", f"{f['ratio']:.2f}x", f["ratio"] >= 0.8)
-    section.rows.extend(untraced_rows)
+    section.rows.extend(r for rows in variant_rows.values() for r in rows)
     one = next((f for f in figures if f["c"] == 1), None)
     if one:
         section.target("added p50 <= 1 ms at c=1", f"{one['added_p50']:.2f} ms", one["added_p50"] <= 1.0)
@@ -203,14 +209,28 @@ def run() -> Section:
         f"Rows marked *{UNTRACED}* are a second Podium, measured interleaved with the relay and the first, "
         "that records no span (`trace_sample_ratio: 0`): its spans are sampled out, so none is stored or "
         "exported. The difference from the default rows is what tracing every run costs.")
-    with start_upstream().wait_healthy() as upstream, \
-            start_relay(upstream, {"bench-run": {"max_tokens": TOKENS}}).wait_healthy() as relay, \
-            start_podium([upstream_agent("bench-run", upstream, TOKENS)]).wait_healthy() as podium, \
-            start_podium([upstream_agent("bench-run", upstream, TOKENS)],
-                         {"trace_sample_ratio": 0}).wait_healthy() as untraced:
-        for server in (relay, podium, untraced):
+    if POSTGRES:
+        section.notes.append(
+            f"Rows marked *{ON_POSTGRES}* are a third Podium, measured interleaved with the others, whose "
+            "database is PostgreSQL (a new database on the server `make bench` starts with scripts/with-postgres, "
+            "on loopback, with `fsync=off` as for the tests; SQLite runs with `synchronous=NORMAL` in WAL mode, "
+            "which does not sync each commit either). The difference from the default rows is what the "
+            "PostgreSQL store costs a run, for servers that share one database.")
+    else:
+        section.notes.append(f"No *{ON_POSTGRES}* rows: PODIUM_TEST_POSTGRES was not set (`make bench` sets it).")
+    with ExitStack() as stack:
+        # Each server is entered before it is waited for, so one that never gets healthy is stopped too.
+        upstream = stack.enter_context(start_upstream()).wait_healthy()
+        agents = [upstream_agent("bench-run", upstream, TOKENS)]
+        relay = stack.enter_context(start_relay(upstream, {"bench-run": {"max_tokens": TOKENS}})).wait_healthy()
+        podium = stack.enter_context(start_podium(agents)).wait_healthy()
+        variants = {UNTRACED: stack.enter_context(start_podium(agents, {"trace_sample_ratio": 0})).wait_healthy()}
+        if POSTGRES:
+            variants[ON_POSTGRES] = stack.enter_context(
+                start_podium(agents, {"database_url": postgres_database()})).wait_healthy()
+        for server in (relay, podium, *variants.values()):
             load("http", server.url + PATH, BODY, concurrency=16, requests=500)  # warm every cache
-        figures = throughput(relay, podium, untraced, section)
+        figures = throughput(relay, podium, variants, section)
         if PROFILE and any(f["ratio"] < 0.8 for f in figures):
             with Profile(podium.pid, DURATION + 1, "s1_run_c16") as profile:
                 load("http", podium.url + PATH, BODY, concurrency=16, duration=DURATION, warmup=0)
