@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from podium.ids import new_id
+from podium.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +188,7 @@ class RedisBus:
             pass
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._client is not None:
             await self._client.aclose()

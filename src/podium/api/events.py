@@ -18,6 +18,7 @@ from fastapi import APIRouter, WebSocket
 from podium.api._deps import CoreDep
 from podium.bus import EventBus, Subscription
 from podium.settings import EventSettings
+from podium.tasks import cancel_and_wait
 
 router = APIRouter(tags=["events"])
 
@@ -41,11 +42,9 @@ async def push(websocket: WebSocket, bus: EventBus, settings: EventSettings) -> 
         done, _pending = await asyncio.wait({forward, listen, cut}, return_when=asyncio.FIRST_COMPLETED)
     finally:  # also when the handler itself is cancelled: no helper task outlives it
         bus.unsubscribe(subscription)
-        for task in (forward, listen, cut):
-            task.cancel()
-        # Collected, not raised: a client that went away mid-send fails `forward`, and there
-        # is nothing more to tell it.
-        await asyncio.gather(forward, listen, cut, return_exceptions=True)
+        # Errors are collected, not raised: a client that went away mid-send fails `forward`,
+        # and there is nothing more to tell it.
+        await cancel_and_wait([forward, listen, cut])
     if cut in done:
         reason = f"too slow: fell more than {settings.queue_limit} events behind; reconnect and reload"
         await _close(websocket, TOO_SLOW, reason, settings.close_timeout)

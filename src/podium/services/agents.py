@@ -17,6 +17,7 @@ from podium.runtime import prompts
 from podium.runtime.agent import AgentSpec, load_agent_file, parse_agent
 from podium.runtime.tools.base import ToolRegistry
 from podium.store.agents import AgentStore
+from podium.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,8 @@ class AgentService:
         self._refresher = asyncio.create_task(self._refresh_every(), name="agents:refresh")
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
-            self._refresher = None
+        await cancel_and_wait([self._refresher])
+        self._refresher = None
 
     async def refresh(self) -> None:
         """Take in the dynamic agents created or deleted through other servers since the last read."""

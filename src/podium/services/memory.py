@@ -37,6 +37,7 @@ from podium.services.vectors import MatrixCache, run_ranking, top_matches_where
 from podium.settings import Settings
 from podium.store.conversations import ConversationStore, TurnRecord
 from podium.store.memory import MemoryStore
+from podium.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 # A recalled message goes into every later run that matches it; past this many characters only
@@ -325,7 +326,7 @@ class MemoryService:
             stored = {i: ids.pop(row["turn_id"]) for i, row in enumerate(rows) if row["turn_id"] in ids}
             for agent in {rows[i]["agent"] for i in stored}:
                 mine = [i for i in stored if rows[i]["agent"] == agent]
-                self.cache.append(f"memory:{agent}", np.array([stored[i] for i in mine], dtype=np.int64),
+                self.cache.append(_cache_key(agent), np.array([stored[i] for i in mine], dtype=np.int64),
                                   [rows[i]["session_id"] for i in mine], vectors[mine])
 
     def _catch_up_soon(self, agent: str, dimension: int) -> None:
@@ -342,7 +343,7 @@ class MemoryService:
         since it was loaded. Memories are never deleted, so a count that differs from the
         cache's means some are missing; which ones, the ids say (on PostgreSQL a memory may be
         committed after one with a higher id, so "the ids above the newest" would miss it)."""
-        key = f"memory:{agent}"
+        key = _cache_key(agent)
         try:
             async with self._storing:
                 cached = self.cache.peek(key)
@@ -419,9 +420,7 @@ class MemoryService:
     async def stop(self) -> None:
         if self._warming is not None:
             self._warming.cancel()  # a load in progress finishes in its thread, unawaited
-        for task in list(self._catch_ups):
-            task.cancel()
-        await asyncio.gather(*self._catch_ups, return_exceptions=True)
+        await cancel_and_wait(list(self._catch_ups))
         if self._worker is not None and not self._worker.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._worker), timeout=10)
@@ -441,7 +440,7 @@ class MemoryService:
         if vector is None:
             vector = await self._embed_one(query)
         ids, sessions, vectors = await self.cache.get(
-            f"memory:{agent}", lambda: self.store.semantic_matrix(agent, self.embedder.name, len(vector)))
+            _cache_key(agent), lambda: self.store.semantic_matrix(agent, self.embedder.name, len(vector)))
         self._catch_up_soon(agent, len(vector))  # for later searches: this one ranks what is cached
         best = await run_ranking(top_matches_where, vectors, vector, top_k,
                                  lambda row: sessions[row] != exclude_session, min_score)
@@ -503,3 +502,8 @@ def episode_body(run: dict[str, Any]) -> dict[str, Any]:
 
 def _excerpt(text: str) -> str:
     return text if len(text) <= RECALLED_CHARS else text[:RECALLED_CHARS].rstrip() + "…"
+
+
+def _cache_key(agent: str) -> str:
+    """An agent's memories in the vector cache, which RAG collections share under their own keys."""
+    return f"memory:{agent}"

@@ -20,6 +20,7 @@ from podium.errors import NotFound, PodiumError
 from podium.ids import iso, new_id
 from podium.services.access import AccessService, current_principal
 from podium.store.triggers import TriggerStore
+from podium.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,7 @@ class TriggerService:
         if self._jobs:
             await asyncio.wait(self._jobs.values(), timeout=grace)
         cut = [event_id for event_id, job in self._jobs.items() if not job.done()]
-        tasks = [*self._tasks, *self._jobs.values(), *filter(None, [self._keeper])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([*self._tasks, *self._jobs.values(), self._keeper])
         self._tasks, self._keeper = [], None
         if cut:
             try:
