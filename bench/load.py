@@ -126,7 +126,7 @@ async def run_sse(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"HTTP {response.status}")
             async for raw in response.content:
                 line = raw.decode().rstrip("\r\n")
-                if line.startswith('data: {"type":"text"'):
+                if line.startswith("data: ") and args.token_marker in line:
                     tokens += 1
                     if first is None:
                         first = time.perf_counter()
@@ -288,6 +288,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--ramp", type=int, default=50, help="Connections being opened at once.")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--unique", help="A body key given a new value per request (a session id).")
+    parser.add_argument("--token-marker", default='{"type":"text"',
+                        help='sse: what a `data:` line holding a token contains (OpenAI: \'"delta":{"content":\').')
     parser.add_argument("--patch", help="fanout: the task URL to PATCH.")
     parser.add_argument("--also", action="append", default=[],
                         help="fanout: another server's WebSocket URL; clients are spread over all.")

@@ -9,6 +9,9 @@ the WebSocket `/v1/ws/agent/{name}`. Like Podium it asks the upstream for a stre
 measures what Podium adds, not which HTTP client each uses. An agent given
 `local_delay_ms` is answered by the relay itself, one token per delay, with no upstream:
 the equivalent of Podium's scripted provider, for holding streams open.
+
+`POST /v1/chat/completions` is the exception: there it is the bare OpenAI-compatible proxy a
+user would otherwise put in front of the model, forwarding the client's request unchanged.
 """
 
 from __future__ import annotations
@@ -74,6 +77,22 @@ class Relay:
             yield "event: done\ndata: {}\n\n"
         return StreamingResponse(frames(), media_type="text/event-stream")
 
+    async def completions(self, request: Request) -> Response:
+        """The OpenAI dialect as a bare proxy does it: the client's body to the upstream as it
+        is, the upstream's answer back as it comes (streamed or not, as the client asked)."""
+        assert self.http is not None
+        upstream = await self.http.post(self.upstream, data=await request.body(),
+                                        headers={"content-type": "application/json"})
+        if upstream.content_type != "text/event-stream":
+            async with upstream:
+                return Response(await upstream.read(), upstream.status, media_type="application/json")
+
+        async def pieces() -> AsyncIterator[bytes]:
+            async with upstream:
+                async for piece in upstream.content.iter_any():
+                    yield piece
+        return StreamingResponse(pieces(), upstream.status, media_type="text/event-stream")
+
     async def socket(self, websocket: WebSocket) -> None:
         await websocket.accept()
         try:
@@ -100,6 +119,7 @@ def create_app(relay: Relay) -> Starlette:
     return Starlette(lifespan=lifespan, routes=[
         Route("/v1/health", health), Route("/v1/agents/{name}/run", relay.run, methods=["POST"]),
         Route("/chat", relay.chat, methods=["POST"]), WebSocketRoute("/v1/ws/agent/{name}", relay.socket),
+        Route("/v1/chat/completions", relay.completions, methods=["POST"]),
     ])
 
 
