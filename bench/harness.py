@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -227,6 +228,29 @@ def postgres_database() -> str:
 
     asyncio.run(create())
     return f"{POSTGRES}/{name}"
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds (user + system) the PostgreSQL server at POSTGRES has used: its postmaster,
+    every backend alive, and those that have ended (counted into the postmaster when reaped)."""
+    port = urlsplit(POSTGRES.replace("postgresql+asyncpg", "postgresql")).port
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    postmaster = None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stats[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if postmaster is None and f"\0-p\0{port}\0" in (proc / "cmdline").read_text():
+                postmaster = int(proc.name)
+        except OSError:  # a process that ended while the table was read
+            continue
+    if postmaster is None:
+        raise RuntimeError(f"no PostgreSQL server on port {port}")
+    mine = [f for pid, f in stats.items() if pid == postmaster or int(f[1]) == postmaster]
+    ended = sum(int(x) for x in stats[postmaster][13:15])
+    return (sum(int(f[11]) + int(f[12]) for f in mine) + ended) / tick
 
 
 class Redis:

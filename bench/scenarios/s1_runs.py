@@ -10,7 +10,8 @@ from contextlib import ExitStack
 import httpx
 
 from harness import (BENCH, DURATION, POSTGRES, PYTHON, REPEAT, WARMUP, Profile, Section, cpu_s, fmt, knob, load,
-                     median, postgres_database, start_podium, start_relay, start_upstream, upstream_agent)
+                     median, postgres_cpu_s, postgres_database, start_podium, start_relay, start_upstream,
+                     upstream_agent)
 
 CONCURRENCY = [int(c) for c in knob("CONCURRENCY", "1,16,64").split(",")]
 RSS_RUNS = knob("RSS_RUNS", 10_000)
@@ -64,6 +65,25 @@ def row(label: object, f: dict, rps: float, p50: float, p99: float, errors: int)
     """A table row: Podium's figures beside the relay's of the same concurrency."""
     return [label, fmt(f["relay_rps"], 0), fmt(rps, 0), fmt(rps / f["relay_rps"], 2), fmt(f["relay_p50_ms"], 2),
             fmt(p50, 2), fmt(p50 - f["relay_p50_ms"], 2), fmt(f["relay_p99_ms"], 2), fmt(p99, 2), errors]
+
+
+def postgres_cpu(podium, on_postgres, section: Section) -> None:  # noqa: ANN001
+    """CPU per run at c=16 of Podium's event loop on SQLite and on PostgreSQL, and of the
+    PostgreSQL server itself, which shares the machine's cores with everything else here."""
+    figures = {}
+    for name, server in (("sqlite", podium), ("postgres", on_postgres)):
+        before, database_before = cpu_s(server.pid)[1], postgres_cpu_s()
+        out = load("http", server.url + PATH, BODY, concurrency=16, duration=DURATION, warmup=0)
+        n = max(out["requests"], 1)
+        figures[name] = (out["rps"], 1e6 * (cpu_s(server.pid)[1] - before) / n,
+                         1e6 * (postgres_cpu_s() - database_before) / n)
+    section.notes.append(
+        f"CPU per run at c=16 ({DURATION:g} s each): Podium's event loop {figures['sqlite'][1]:,.0f} us on SQLite "
+        f"({figures['sqlite'][0]:,.0f} runs/s) and {figures['postgres'][1]:,.0f} us on PostgreSQL "
+        f"({figures['postgres'][0]:,.0f} runs/s), and the PostgreSQL server's processes {figures['postgres'][2]:,.0f} "
+        "us more, on the same 2 cores. A turn's transaction on PostgreSQL is five round trips (BEGIN, the "
+        "session, the turn, the messages, COMMIT), each awaited on the event loop, where SQLite's runs in "
+        "place with no round trip.")
 
 
 def cpu_split(upstream, relay, podium, section: Section) -> dict[int, float]:  # noqa: ANN001
@@ -231,6 +251,8 @@ def run() -> Section:
         for server in (relay, podium, *variants.values()):
             load("http", server.url + PATH, BODY, concurrency=16, requests=500)  # warm every cache
         figures = throughput(relay, podium, variants, section)
+        if POSTGRES:
+            postgres_cpu(podium, variants[ON_POSTGRES], section)
         if PROFILE and any(f["ratio"] < 0.8 for f in figures):
             with Profile(podium.pid, DURATION + 1, "s1_run_c16") as profile:
                 load("http", podium.url + PATH, BODY, concurrency=16, duration=DURATION, warmup=0)

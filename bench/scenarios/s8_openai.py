@@ -52,7 +52,8 @@ def run() -> Section:
                     kind + (" (p50: first token)" if streamed else ""), c, fmt(f["proxy_rps"], 0),
                     fmt(f["podium_rps"], 0), fmt(f["podium_rps"] / f["proxy_rps"], 2), fmt(f[f"proxy_{key}"], 2),
                     fmt(f[f"podium_{key}"], 2), fmt(f[f"podium_{key}"] - f[f"proxy_{key}"], 2),
-                    fmt(f["proxy_tokens_per_s"], 0) if streamed else "", fmt(f["podium_tokens_per_s"], 0) if streamed else "",
+                    fmt(f["proxy_tokens_per_s"], 0) if streamed else "",
+                    fmt(f["podium_tokens_per_s"], 0) if streamed else "",
                     fmt(f["podium_tokens_per_s"] / f["proxy_tokens_per_s"], 2) if streamed else "",
                     sum(r["errors"] for rs in runs.values() for r in rs)])
                 ratio = f["podium_tokens_per_s"] / f["proxy_tokens_per_s"] if streamed else \
