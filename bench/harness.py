@@ -7,13 +7,11 @@ what is measured is a server as it runs in production, not a thread inside the h
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
+
+from podium.testing import RedisServer, fresh_postgres_database, free_port
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -45,12 +45,6 @@ def knob(name: str, default: Any) -> Any:
 REPEAT = knob("REPEAT", 3)
 DURATION = knob("DURATION", 4.0)
 WARMUP = knob("WARMUP", 1.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_kb(pid: int) -> int:
@@ -214,20 +208,8 @@ POSTGRES = os.environ.get("PODIUM_TEST_POSTGRES", "")
 
 
 def postgres_database() -> str:
-    """A new empty database on the PostgreSQL server, as a `database_url`."""
-    import asyncpg  # the `postgres` extra, in `dev`
-
-    name = f"podium_bench_{os.getpid()}_{time.monotonic_ns()}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(POSTGRES.replace("postgresql+asyncpg", "postgresql") + "/postgres")
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return f"{POSTGRES}/{name}"
+    """A new empty database on that server, as a `database_url`."""
+    return fresh_postgres_database(POSTGRES, prefix="podium_bench")
 
 
 def postgres_cpu_s() -> float:
@@ -251,37 +233,6 @@ def postgres_cpu_s() -> float:
     mine = [f for pid, f in stats.items() if pid == postmaster or int(f[1]) == postmaster]
     ended = sum(int(x) for x in stats[postmaster][13:15])
     return (sum(int(f[11]) + int(f[12]) for f in mine) + ended) / tick
-
-
-class Redis:
-    """A throwaway redis-server on a loopback port (Debian's package; `make bench` installs it)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def __enter__(self) -> "Redis":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 class LoadError(RuntimeError):

@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,8 @@ import yaml
 
 from podium.app import create_app
 from podium.settings import Settings
-from tests.loopback import LoopbackServer, free_port
+from podium.testing import RedisServer, fresh_postgres_database
+from tests.loopback import LoopbackServer
 
 ECHO = {"name": "echo", "description": "Echoes the message", "model": "scripted/echo",
         "orchestration": {"pattern": "single"}}
@@ -114,23 +111,6 @@ class Podium:
 POSTGRES = os.environ.get("PODIUM_TEST_POSTGRES", "")
 
 
-def fresh_postgres_database(server: str) -> str:
-    """Create an empty database on the PostgreSQL server and return its URL."""
-    import asyncpg  # the `postgres` extra
-
-    name = f"podium_test_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(server.replace("postgresql+asyncpg", "postgresql") + "/postgres")
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return f"{server}/{name}"
-
-
 def database_url(tmp_path: Path, name: str) -> str:
     """The backend under test for a store-level test: a fresh PostgreSQL database when
     PODIUM_TEST_POSTGRES is set, else the SQLite file `name` in tmp_path."""
@@ -149,35 +129,6 @@ def podium(tmp_path: Path) -> Iterator[Callable[..., Podium]]:
     yield start
     for server in started:
         server.stop()
-
-
-class RedisServer:
-    """A throwaway redis-server on a loopback port (Debian's package; `make test` installs it),
-    which a test may stop and start again on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "RedisServer":
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
 
 
 @pytest.fixture

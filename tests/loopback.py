@@ -19,17 +19,11 @@ import httpx
 import uvicorn
 import yaml
 
+from podium.testing import free_port
+
 
 # Seconds `podium serve` is given to answer /health.
 START_WITHIN = 120
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (bound, then released): for a server started
-    next, or for a connection that must be refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class LoopbackServer:

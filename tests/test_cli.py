@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.loopback import free_port
+from podium.testing import free_port
 
 ECHO = {"name": "echo", "description": "Echoes", "model": "scripted/echo", "orchestration": {"pattern": "single"}}
 CALC = {"name": "calc", "tools": ["calculator"], "model": {"provider": "scripted", "model": "calc", "script": [

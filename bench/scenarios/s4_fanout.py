@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from harness import REPEAT, Redis, Section, Server, fmt, knob, load, median, routes, scripted_agent, start_podium
+from harness import REPEAT, RedisServer, Section, Server, fmt, knob, load, median, routes, scripted_agent, start_podium
 
 CLIENTS = knob("FANOUT_CLIENTS", 100)
 EVENTS = knob("FANOUT_EVENTS", 200)
@@ -69,7 +69,7 @@ def fanout(section: Section, label: str, servers: list[Server]) -> list[dict]:
 def two_servers(section: Section) -> list[dict]:
     root = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     try:
-        with Redis() as redis, ExitStack() as stack:
+        with RedisServer() as redis, ExitStack() as stack:
             config = {"database_url": f"sqlite+aiosqlite:///{root / 'shared.db'}", "events": {"bus_url": redis.url}}
             servers = []
             for name in ("a", "b"):  # one after the other: the first creates the database
