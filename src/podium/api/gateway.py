@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import Header
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api import _sse
-from podium.api._deps import CoreDep
-from podium.api._dialect import GATEWAY
+from podium.api._deps import core_of
+from podium.api._dialect import GATEWAY, JSONText, body_schema, parse_body
 from podium.runtime.events import Done, Failed, TextDelta, Waiting
+from podium.services.conversations import RunHandle
 
 router = GATEWAY.router(prefix="/v1", tags=["gateway"])
 
@@ -23,18 +24,23 @@ class QueryRequest(BaseModel):
     session: str = Field("default", min_length=1, max_length=200)
 
 
-@router.post("/query")
-async def query(body: QueryRequest, core: CoreDep, traceparent: str | None = Header(None)):
-    handle = await core.conversations.start(body.agent, body.prompt, body.session, traceparent=traceparent)
-    result = await handle.result()
-    return {"response": result.response, "tool_used": result.tool_calls[0].tool if result.tool_calls else None,
-            "session": result.session_id, "agent": result.agent}
+@router.post("/query", openapi_extra=body_schema(QueryRequest))
+async def query(request: Request):
+    result = await (await _start(request)).result()
+    return JSONText({"response": result.response,
+                     "tool_used": result.tool_calls[0].tool if result.tool_calls else None,
+                     "session": result.session_id, "agent": result.agent})
 
 
-@router.post("/stream")
-async def stream(body: QueryRequest, core: CoreDep, traceparent: str | None = Header(None)):
-    handle = await core.conversations.start(body.agent, body.prompt, body.session, traceparent=traceparent)
-    return _sse.response(_sse.frames(handle, frame))
+@router.post("/stream", openapi_extra=body_schema(QueryRequest))
+async def stream(request: Request):
+    return _sse.response(_sse.frames(await _start(request), frame))
+
+
+async def _start(request: Request) -> RunHandle:
+    body = await parse_body(request, QueryRequest)
+    return await core_of(request).conversations.start(body.agent, body.prompt, body.session,
+                                                      traceparent=request.headers.get("traceparent"))
 
 
 def frame(event: object) -> str:

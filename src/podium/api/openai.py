@@ -10,12 +10,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import Header
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api import _sse
-from podium.api._deps import CoreDep
-from podium.api._dialect import OPENAI, openai_error
+from podium.api._deps import CoreDep, core_of
+from podium.api._dialect import OPENAI, JSONText, body_schema, openai_error, parse_body
 from podium.errors import BadRequest
 from podium.ids import new_id
 from podium.runtime.events import Done, Failed, RunResult, TextDelta
@@ -49,19 +49,20 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-@router.post("/chat/completions")
-async def completions(body: CompletionRequest, core: CoreDep, traceparent: str | None = Header(None)):
+@router.post("/chat/completions", openapi_extra=body_schema(CompletionRequest))
+async def completions(request: Request):
+    body = await parse_body(request, CompletionRequest)
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m.content)}
                 for m in body.messages if m.role != "tool"]
     user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
     if not user:
         raise BadRequest("messages must contain a user message")
     completion_id = new_id("chatcmpl-")
-    handle = await core.conversations.start(body.model, user, completion_id, messages=messages,
-                                            traceparent=traceparent)
+    handle = await core_of(request).conversations.start(body.model, user, completion_id, messages=messages,
+                                                        traceparent=request.headers.get("traceparent"))
     if body.stream:
         return _sse.response(chunks(handle, completion_id, body.model))
-    return completion(await handle.result(), completion_id, body.model)
+    return JSONText(completion(await handle.result(), completion_id, body.model))
 
 
 def completion(result: RunResult, completion_id: str, model: str) -> dict[str, Any]:
