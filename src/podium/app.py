@@ -48,8 +48,12 @@ def create_app(settings: Settings) -> FastAPI:
             await core.stop()
             heap.thaw()
 
+    # Podium traces its runs itself (runtime/tracing.py) and sets no global OpenTelemetry
+    # provider; FastAPI's own request telemetry, off here, looked the three global providers
+    # up on every request only to find them unset.
     app = FastAPI(title="Podium", version=__version__, lifespan=lifespan,
-                  exception_handlers={HTTPException: routing_error})
+                  exception_handlers={HTTPException: routing_error},
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     # The dialects' routes join the app's own list (their paths and tags are set where they are
     # declared, so the OpenAPI document is the same as with include_router). FastAPI >= 0.137
     # wraps each included router in a lazily matched layer that cost ~20 us of CPU per request

@@ -19,11 +19,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        too_large = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             async def refuse() -> Message:
-                raise too_large
+                raise self._too_large()
             await self.app(scope, refuse, send)
             return
         seen = 0
@@ -33,7 +32,10 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise too_large
+                raise self._too_large()
             return message
 
         await self.app(scope, counted, send)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")

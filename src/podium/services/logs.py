@@ -100,7 +100,10 @@ class LogService:
 
     async def after_run(self, _state: Any, record: Any) -> None:
         """The RunHooks `after` hook: one structured line per recorded turn."""
-        self.logger.log(logging.WARNING if record.status != "completed" else logging.INFO, "turn recorded",
+        level = logging.WARNING if record.status != "completed" else logging.INFO
+        if not self.logger.isEnabledFor(level):  # at the default level (warning), a completed turn logs nothing
+            return
+        self.logger.log(level, "turn recorded",
                         extra={"turn_id": record.turn_id, "agent": record.agent, "session_id": record.session_id,
                                "status": record.status, "model": record.model, "total_ms": round(record.total_ms, 1),
                                "cost_usd": record.cost_usd, "error": record.error})
