@@ -277,6 +277,20 @@ def test_body_over_limit_is_413_in_each_dialect_shape(podium):
     assert work.status_code == 413 and set(work.json()) == {"error"}
 
 
+def test_chunked_body_over_limit_is_413(podium):
+    """A body sent without a declared length is counted as it arrives (api/_limits.py), and
+    nothing of the refused request is recorded."""
+    http = podium([ECHO]).http
+
+    def chunks():
+        for _ in range(11):
+            yield b"x" * (1024 * 1024)
+    response = http.post("/v1/agents/echo/run", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "exceeds" in response.json()["detail"]
+    assert http.get("/v1/metrics/").json()["counters"].get("agent.runs", 0) == 0
+    assert http.post("/v1/agents/echo/run", json={"query": "after"}).status_code == 200  # the server goes on
+
+
 def test_run_endpoints_parse_their_own_body_in_the_dialects_shape(podium):
     """/v1/agents/{name}/run and POST /chat read their body themselves (api/_dialect.py,
     `parse_body`): bad bodies still get the dialect's 4xx, and the OpenAPI document still
