@@ -76,12 +76,9 @@ class RunHandle:
 
     async def events(self) -> AsyncIterator[RunEvent]:
         """Every event of the run, ending with Done or Failed."""
-        while True:
-            await self._arrived()
-            event = self._events.popleft()
-            yield event
-            if isinstance(event, (Done, Failed)):
-                return
+        async for batch in self.batches():
+            for event in batch:
+                yield event
 
     async def batches(self) -> AsyncIterator[list[RunEvent]]:
         """The same events as `events()`, each time as many as are already queued: a stream
