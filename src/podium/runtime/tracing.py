@@ -185,21 +185,24 @@ class RunTracer(trace.Tracer):
 
 
 class StoreSpanProcessor(SpanProcessor):
-    """Buffers finished spans in memory until `take` hands them to the writer."""
+    """Buffers finished spans in memory until `take` hands them to the writer as rows."""
 
     def __init__(self, max_buffer: int = 10_000) -> None:
         self.max_buffer = max_buffer
-        self._pending: list[dict[str, Any]] = []
+        # Spans, made rows only when taken: a run's model-call span ends before its turn is
+        # committed, and its row is not needed until the run has answered.
+        self._pending: list[ReadableSpan] = []
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
         if len(self._pending) < self.max_buffer:  # bounded: a stuck database must not eat memory
-            self._pending.append(span_row(span))
+            self._pending.append(span)
 
     def take(self) -> list[dict[str, Any]]:
-        rows, self._pending = self._pending, []
+        spans, self._pending = self._pending, []
+        rows = [span_row(span) for span in spans]
         _inherit_run_fields(rows)
         return rows
 
