@@ -59,6 +59,38 @@ def test_tool_run_produces_parent_child_spans(podium):
     assert sorted(s["span_id"] for s in one["spans"]) == sorted(spans)
 
 
+def test_a_run_is_counted_and_traced_when_its_client_has_the_answer(podium):
+    """The after hooks and the end of the run's span follow the answer (they are observers), yet a
+    client asking as soon as it has the answer finds both: here right after a stream's last event
+    (before reading the stream's end) and right after a blocking answer, ten times each. With the
+    observers delayed by 50 ms, this fails at once."""
+    server = podium([ECHO])
+    for i in range(1, 21):
+        session = f"answered-{i}"
+        if i % 2:
+            with server.http.stream("POST", "/chat", json={"message": "hi", "sessionId": session,
+                                                           "agent": "echo"}) as response:
+                lines = response.iter_lines()
+                assert next(line for line in lines if line.startswith("event:")) == "event: message"
+                next(line for line in lines if line == "event: done")
+                counted, traces = _observed(server)  # the stream's end not read yet
+        else:
+            answer = server.http.post("/v1/agents/echo/run", json={"query": "hi", "session_id": session})
+            assert answer.status_code == 200, answer.text
+            counted, traces = _observed(server)
+        assert counted == i
+        [newest] = traces
+        assert newest["session_id"] == session and newest["turn_id"].startswith("turn_")
+        root = next(s for s in newest["spans"] if s["name"] == "agent.run")
+        assert "Metrics.after_run " in root["attributes"]["after_hooks"]
+
+
+def _observed(server) -> tuple[int, list[dict]]:
+    """The runs the metrics count, and the newest trace (asked on other connections)."""
+    counted = server.http.get("/v1/metrics/").json()["counters"].get("agent.runs", 0)
+    return counted, server.http.get("/v1/traces/", params={"limit": 1}).json()["traces"]
+
+
 def test_traceparent_continues_the_callers_trace(podium):
     server = podium([ECHO])
     trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
