@@ -123,6 +123,39 @@ def test_concurrent_runs_share_commits_and_keep_every_turn(podium):
         assert {"agent.run", "llm.call"} <= names
 
 
+def test_one_batch_with_two_turns_of_a_session_writes_both_in_order_with_their_tool_calls(tmp_path):
+    """On PostgreSQL a batch is one statement, whose upsert may touch a session once: two turns
+    of one session in a batch are both kept, their messages in order, tool calls included."""
+    url = database_url(tmp_path, "o.db")
+
+    async def scenario() -> tuple[list, list, list, dict | None]:
+        db = Database(url)
+        await db.migrate()
+        conversations = ConversationStore(db)
+        second = turn("turn_2", "shared")
+        second.user_message, second.assistant_message = "again", "once more"
+        second.context = [{"role": "user", "content": "again"}]
+        second.tool_calls = [{"id": "tc_2", "call_id": "c2", "tool": "calculator", "input": {"expression": "1+1"},
+                              "output": "2", "is_error": 0, "duration_ms": 0.5}]
+        batch = [turn("turn_1", "shared"), second, turn("turn_3", "other")]
+        # As the turn writer writes a batch of turns alone.
+        await db.write(lambda conn: conversations.write_turns(conn, batch),
+                       one_statement=conversations.turns_in_one_statement)
+        history = [(m["turn_id"], m["role"], m["content"]) for m in await conversations.history("shared", limit=10)]
+        turns = [(t["id"], t["context"]) for t in await conversations.list_turns("shared")]
+        calls = [(c["tool"], c["input"]) for c in await conversations.tool_calls_for("turn_2")]
+        session = await conversations.get_session("shared")
+        await db.close()
+        return history, sorted(turns), calls, session
+
+    history, turns, calls, session = asyncio.run(scenario())
+    assert history == [("turn_1", "user", "hi"), ("turn_1", "assistant", "hello"),
+                       ("turn_2", "user", "again"), ("turn_2", "assistant", "once more")]
+    assert turns == [("turn_1", None), ("turn_2", [{"role": "user", "content": "again"}])]
+    assert calls == [("calculator", {"expression": "1+1"})]
+    assert session is not None and session["agent_id"] == "a" and session["status"] == "running"
+
+
 def test_driver_inserts_store_what_sqlalchemy_would(tmp_path):
     """The run's inserts skip SQLAlchemy's execution but must store the very same values: JSON
     columns encoded (None as JSON null), literals of the statement filled in, on both backends."""

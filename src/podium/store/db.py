@@ -16,10 +16,13 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Executable, Insert, Row, create_engine, event, text
+from sqlalchemy import (Connection, Engine, Executable, Row, String, Table, TypeDecorator, bindparam, create_engine,
+                        event, func, text)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from podium import jsontext
 from podium.errors import DatabaseUnavailable, PodiumError
@@ -65,6 +68,17 @@ def _without_nul(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
+class _TextArray(TypeDecorator):
+    """An array of text bound on PostgreSQL, its U+0000 replaced as `_postgres_text` replaces it
+    in every text value: asyncpg encodes an array of text with a codec of its own."""
+
+    impl = postgresql.ARRAY
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else [_without_nul(v) if isinstance(v, str) else v for v in value]
+
+
 class Database:
     """Owns the engine; created in the app's lifespan and passed to every store."""
 
@@ -93,6 +107,12 @@ class Database:
         # has one), two readers (WAL lets them read beside it).
         self._writer: _Threads | None = None
         self._reader: _Threads | None = None
+        # Elsewhere (PostgreSQL), reads and one-statement writes run in autocommit: one statement
+        # is atomic by itself, and under READ COMMITTED each statement of a transaction takes its
+        # own snapshot anyway. BEGIN and COMMIT were two of a history read's three round trips.
+        self._autocommit: AsyncEngine | None = None
+        if not self.is_sqlite:
+            self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._checkpoints: _Checkpoints | None = None
         if self.is_sqlite and make_url(url).database not in (None, "", ":memory:"):
             sync_url = make_url(url).set(drivername="sqlite")
@@ -127,20 +147,27 @@ class Database:
             return None
         return {"checkpoints": self._checkpoints.done}
 
-    async def write(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+    async def write(self, work: Callable[[Connection], T], *, inline: bool = False, one_statement: bool = False) -> T:
         """Run `work(connection)` in one transaction with a synchronous connection: on a SQLite
         file in the writer thread, elsewhere through SQLAlchemy's `run_sync` on the async engine.
-        `inline`: a short transaction that may run on the event loop when the writer is idle."""
+        `inline`: a short transaction that may run on the event loop when the writer is idle.
+        `one_statement`: the work executes a single statement, which PostgreSQL then runs
+        without BEGIN and COMMIT (two round trips less); it is atomic all the same."""
         if self._writer is None:
+            if one_statement and self._autocommit is not None:
+                async with self._autocommit.connect() as conn:
+                    return await conn.run_sync(work)
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
         return await self._writer.run(work, transaction=True, inline=inline)
 
-    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+    async def read(self, work: Callable[[Connection], T], *, inline: bool = False, cursor: bool = False) -> T:
         """Run `work(connection)` for reading, the same way (a reader thread on a SQLite file).
-        `inline`: a short read that may run on the event loop when a reader is idle."""
+        `inline`: a short read that may run on the event loop when a reader is idle.
+        `cursor`: the work reads through a server-side cursor (`yield_per`), which PostgreSQL
+        keeps only within a transaction; other reads there run in autocommit."""
         if self._reader is None:
-            async with self.engine.connect() as conn:
+            async with (self.engine if cursor else self._autocommit or self.engine).connect() as conn:
                 return await conn.run_sync(work)
         return await self._reader.run(work, transaction=False, inline=inline)
 
@@ -158,7 +185,7 @@ class Database:
 
     async def run(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
         """One statement in a transaction of its own, written as `write` writes; the rows it changed."""
-        return await self.write(lambda conn: conn.execute(statement, params).rowcount or 0)
+        return await self.write(lambda conn: conn.execute(statement, params).rowcount or 0, one_statement=True)
 
     async def size(self) -> int:
         """Bytes the database takes: the SQLite file with its WAL, or the PostgreSQL database."""
@@ -359,7 +386,8 @@ class DriverInsert:
     """An INSERT that every run writes, compiled once per dialect and run with the driver's own
     `executemany`: the same SQL and the same bind processing (JSON columns) as `conn.execute`,
     without SQLAlchemy's per-execution work, which was over half of a turn's transaction on
-    SQLite (a turn: 134 -> 77 us in isolation).
+    SQLite (a turn: 134 -> 77 us in isolation). The statement may also be a SELECT whose CTEs
+    insert (see `unnested`), run with one row of arrays.
 
     `one_statement=True` sends the rows to SQLite as one multi-row INSERT (in chunks under its
     bind limit) instead: FTS5 flushes its pending index at each statement, so a table whose
@@ -367,7 +395,7 @@ class DriverInsert:
     rows: 13.6 -> 3.3 us a row). Other backends, and tables without such a trigger, gain nothing.
     """
 
-    def __init__(self, statement: Insert, keys: list[str], *, one_statement: bool = False) -> None:
+    def __init__(self, statement: Executable, keys: list[str], *, one_statement: bool = False) -> None:
         self.statement = statement
         self.keys = keys
         self.one_statement = one_statement
@@ -387,20 +415,22 @@ class DriverInsert:
                 for start in range(0, len(values), per_statement):
                     chunk = values[start:start + per_statement]
                     cursor.execute(sql + f", {group}" * (len(chunk) - 1), [v for row in chunk for v in row])
+            elif len(values) == 1:
+                cursor.execute(sql, values[0])
             else:
                 cursor.executemany(sql, values)
         finally:
             cursor.close()
 
     def _compile(self, dialect: Dialect) -> tuple[str, list[tuple[str, Any, Any]]]:
-        compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)  # type: ignore[attr-defined]
         if not compiled.positional or compiled.positiontup is None:
             raise TypeError(f"{dialect.name}: a positional paramstyle is needed, not {dialect.paramstyle}")
         # Binds not in `keys` must carry their value (the statement's literals); the others are
         # column defaults SQLAlchemy computes per execution, which this does not do.
         unfilled = [n for n in compiled.positiontup if n not in self.keys and compiled.binds[n].value is None]
         if unfilled:
-            raise TypeError(f"no value for {', '.join(unfilled)} in {self.statement.table}: name it in keys")
+            raise TypeError(f"no value for {', '.join(unfilled)} in {_target(self.statement)}: name it in keys")
         if self.one_statement and dialect.name == "sqlite" and not compiled.string.endswith(
                 "VALUES (" + ", ".join("?" * len(compiled.positiontup)) + ")"):
             raise TypeError(f"{self.statement.table}: one statement needs a plain INSERT ... VALUES (...)")
@@ -411,6 +441,25 @@ class DriverInsert:
             slots.append((name, process, bind.value))
         self._compiled[dialect] = (compiled.string, slots)
         return self._compiled[dialect]
+
+
+def _target(statement: Executable) -> str:
+    table = getattr(statement, "table", None)
+    return str(table) if table is not None else "the statement"
+
+
+def unnested(table: Table, names: list[str], prefix: str, *, ordinality: str | None = None) -> TableValuedAlias:
+    """PostgreSQL: rows of `table`'s columns `names` sent as one array per column (the binds
+    `<prefix><name>`), to select from: a batch of any size is then one statement, prepared once,
+    where a multi-row VALUES would be a new statement for each size. `ordinality` names a column
+    numbering the rows in the arrays' order."""
+    # One dimension: a JSON value that is a list stays one element, not a nested array.
+    arrays = [bindparam(prefix + name, type_=(_TextArray if isinstance(table.c[name].type, String)
+                                              else postgresql.ARRAY)(table.c[name].type, dimensions=1))
+              for name in names]
+    rows = func.unnest(*arrays)
+    return (rows.table_valued(*names, with_ordinality=ordinality) if ordinality
+            else rows.table_valued(*names)).render_derived()
 
 
 def _bound(row: dict[str, Any], slot: tuple[str, Any, Any]) -> Any:

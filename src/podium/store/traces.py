@@ -68,7 +68,7 @@ class TraceStore:
             if not ids:
                 return ids, []
             return ids, conn.execute(select(spans).where(spans.c.trace_id.in_(ids)).order_by(spans.c.start_ms)).all()
-        ids, rows = await self.db.read(read)
+        ids, rows = await self.db.read(read, cursor=True)
         if not ids:
             return []
         grouped: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}

@@ -130,7 +130,7 @@ class TurnWriter:
             # Turns alone are a short transaction that runs wait for: on the event loop when it
             # can (Database.write); spans and a backlog of messages to index go to the thread.
             backlog = await self.db.write(partial(self._write_batch, [record for record, _ in turns], spans, later),
-                                          inline=not later)
+                                          inline=not later, one_statement=self._one_statement(later))
         except Exception as exc:
             if len(turns) == 1 and not later:
                 _settle(turns[0][1], exc)
@@ -142,7 +142,8 @@ class TurnWriter:
                               len(turns), len(spans))
             for record, done in turns:
                 try:
-                    await self.db.write(partial(self._write_batch, [record], [], False), inline=True)
+                    await self.db.write(partial(self._write_batch, [record], [], False), inline=True,
+                                        one_statement=self._one_statement(False))
                 except Exception as alone:
                     _settle(done, alone)
                 else:
@@ -156,6 +157,10 @@ class TurnWriter:
         self.turns_written += len(turns)
         for _, done in turns:
             _settle(done, None)
+
+    def _one_statement(self, later: bool) -> bool:
+        # Turns alone are one statement where the store writes them so (PostgreSQL).
+        return not later and self.conversations.turns_in_one_statement
 
     def _write_batch(self, turns: list[TurnRecord], spans: list[dict[str, Any]], later: bool,
                      conn: Connection) -> bool:
