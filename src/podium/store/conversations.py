@@ -46,6 +46,13 @@ _MESSAGE = ["role", "content", "session_id", "agent", "turn_id"]
 _TOOL_CALL = ["id", "call_id", "tool", "input", "output", "is_error", "duration_ms", "turn_id", "session_id"]
 
 
+def _touching(insert: Any, now: Any, agent: Any) -> Any:
+    """A session's insert made an upsert: a session that exists has its last activity moved on,
+    and keeps the agent it has (one is set only where none was)."""
+    return insert.on_conflict_do_update(index_elements=["id"], set_={
+        "last_activity": now, "agent_id": func.coalesce(sessions.c.agent_id, agent)})
+
+
 def _arrays(prefix: str, names: list[str], rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
     """Rows as one list per column, keyed as `unnested` names its binds."""
     rows = list(rows)
@@ -62,11 +69,10 @@ class ConversationStore:
         # cache key) cost more than executing it (bench/RESULTS.md, scenario 1).
         agent = bindparam("agent", type_=sessions.c.agent_id.type)
         now = bindparam("now", type_=sessions.c.last_activity.type)
-        self._touch = self._insert(sessions).values(
+        self._touch = _touching(self._insert(sessions).values(
             id=bindparam("sid", type_=sessions.c.id.type), agent_id=agent, status="running",
             started_at=now, last_activity=now, env={},
-        ).on_conflict_do_update(index_elements=["id"], set_={
-            "last_activity": now, "agent_id": func.coalesce(sessions.c.agent_id, agent)})
+        ), now, agent)
         self._write_session = DriverInsert(self._touch, ["sid", "agent", "now"])
         self._write_turn = DriverInsert(turns.insert(), [*_TURN, "created_at"])
         # One statement per batch: the messages' full-text trigger then indexes them together.
@@ -161,9 +167,7 @@ class ConversationStore:
         upsert = self._insert(sessions).from_select(
             [*_SESSION, "status", "started_at", "last_activity", "env"],
             select(*touched.c, literal("running"), now, now, literal({}, sessions.c.env.type)))
-        upsert = upsert.on_conflict_do_update(index_elements=["id"], set_={
-            "last_activity": upsert.excluded.last_activity,
-            "agent_id": func.coalesce(sessions.c.agent_id, upsert.excluded.agent_id)})
+        upsert = _touching(upsert, upsert.excluded.last_activity, upsert.excluded.agent_id)
         written = unnested(turns, _TURN, "t_")
         said = unnested(messages, _MESSAGE, "m_", ordinality="n")
         calls = unnested(tool_calls, _TOOL_CALL, "c_")
