@@ -201,8 +201,9 @@ def run_parts(upstream, relay_main: dict[int, float], section: Section) -> None:
         "before the run and 86-88 us after it (the relay has its own share of these). To answer 0.8x the "
         "relay's requests at c=1, Podium's answer may take 1.25x the relay's time, so at most a quarter of the "
         "relay's p50 above may be added (0.23 ms when it is 0.91 ms); the commit and its hand-offs alone are "
-        "185-192 us. The same probe on the commit before 62f8b51, which ran the after hooks and ended the run's span before answering, spent "
-        "43-45 us between the commit and the answer where now 4 us, and 11 us more before the commit.")
+        "185-192 us. The same probe on the commit before 62f8b51, which ran the after hooks and ended the "
+        "run's span before answering, spent 43-45 us between the commit and the answer where now 4 us, and "
+        "11 us more before the commit.")
 
 
 def memory(relay, podium, section: Section) -> None:  # noqa: ANN001

@@ -84,10 +84,14 @@ class ConversationStore:
         self._write_at_once = None if db.is_sqlite else DriverInsert(self._at_once(), [
             *(f"s_{k}" for k in _SESSION), *(f"t_{k}" for k in _TURN), *(f"m_{k}" for k in _MESSAGE),
             *(f"c_{k}" for k in _TOOL_CALL), "now"])
-        self.turns_in_one_statement = self._write_at_once is not None
         recent = (select(messages).where(messages.c.session_id == bindparam("sid"))
                   .order_by(messages.c.id.desc()).limit(bindparam("limit", type_=Integer)))
         self._recent = {False: recent, True: recent.where(messages.c.agent == bindparam("agent"))}
+
+    @property
+    def turns_in_one_statement(self) -> bool:
+        """Whether `write_turns` executes one statement (PostgreSQL), atomic without a transaction."""
+        return self._write_at_once is not None
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         query = select(sessions).where(sessions.c.id == session_id)
