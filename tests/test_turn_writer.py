@@ -104,6 +104,37 @@ def test_turns_alone_leave_later_work_only_where_messages_wait_to_be_indexed(tmp
     assert figures == {"batches": 2 if POSTGRES else 3, "turns": 2, "dropped_spans": 0}
 
 
+def test_a_turn_alone_is_written_in_its_callers_step_and_one_with_company_waits_a_step(tmp_path):
+    """No other run in flight: the turn is committed before the event loop runs anything else
+    (on SQLite, in process; PostgreSQL's write waits on its socket). Otherwise it waits a step
+    of the loop, for turns finishing beside it to share its transaction."""
+    url = database_url(tmp_path, "a.db")
+
+    async def scenario() -> tuple[list[str], list[str], list[str], dict]:
+        db = Database(url)
+        await db.migrate()
+        conversations = ConversationStore(db)
+        writer = TurnWriter(db, conversations, TraceStore(db), delay=0.01)
+        loop = asyncio.get_running_loop()
+        stepped: list[str] = []
+        loop.call_soon(stepped.append, "queued before the turn alone")
+        await writer.record(turn("turn_1", "s1"), alone=True)
+        after_alone = list(stepped)
+        loop.call_soon(stepped.append, "queued before the other")
+        await writer.record(turn("turn_2", "s2"))
+        history = [m["content"] for s in ("s1", "s2") for m in await conversations.history(s, limit=10)]
+        await asyncio.sleep(0.2)  # past the delay: the indexing both turns leave on SQLite is done
+        figures = writer.figures()
+        await writer.close()
+        await db.close()
+        return after_alone, stepped, history, figures
+
+    after_alone, after_both, history, figures = asyncio.run(scenario())
+    assert after_alone == ([] if not POSTGRES else ["queued before the turn alone"])
+    assert after_both == ["queued before the turn alone", "queued before the other"]
+    assert history == ["hi", "hello", "hi", "hello"]
+    assert figures == {"batches": 2 if POSTGRES else 3, "turns": 2, "dropped_spans": 0}
+
 def test_concurrent_runs_share_commits_and_keep_every_turn(podium):
     server = podium([SLOW])
     count = 24

@@ -217,7 +217,8 @@ class ConversationService:
             error = PodiumError("internal error during the run")
         record = self._record(handle, state, message, error, (time.perf_counter() - started) * 1000)
         try:
-            await self.writer.record(record)
+            # This run's own task is the only one: no other turn is on its way to share a batch.
+            await self.writer.record(record, alone=len(self._tasks) == 1)
         except Exception:
             log.exception("could not record turn %s", record.turn_id)
             return Failed(PodiumError("the turn could not be recorded")), None

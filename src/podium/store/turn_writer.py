@@ -56,9 +56,23 @@ class TurnWriter:
         self._urgent = asyncio.Event()
         self._later: float | None = None  # when spans and indexing are due (the loop's clock)
         self._task: asyncio.Task[None] | None = None
+        self._writing = 0  # transactions of turns or of later work under way
 
-    async def record(self, record: TurnRecord) -> None:
-        """Write one turn; returns once it is committed (raises if it could not be)."""
+    async def record(self, record: TurnRecord, *, alone: bool = False) -> None:
+        """Write one turn; returns once it is committed (raises if it could not be).
+        `alone`: the caller knows of no other run in flight, so no turn could join this one's
+        batch. When the writer is idle too, the turn is written at once in the caller's step,
+        not a step of the event loop later by the writer's task: that wait for company cost a
+        run at concurrency 1 two steps of the loop (bench scenario 1)."""
+        if alone and not (self._writing or self._turns):
+            self._writing += 1
+            try:
+                await self.db.write(partial(self._write_batch, [record], [], False), inline=True,
+                                    one_statement=self._one_statement(False))
+            finally:
+                self._writing -= 1
+            self._written(1)
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._turns.append((record, done))
         self._wake(urgent=True)
@@ -77,7 +91,7 @@ class TurnWriter:
 
     async def flush(self) -> None:
         """Return once everything queued before this call is committed (or given up)."""
-        if not (self._turns or self._spans or self._running):
+        if not (self._turns or self._spans or self._running or self._writing):
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._barriers.append(done)
@@ -116,7 +130,11 @@ class TurnWriter:
             spans: list[dict[str, Any]] = []
             if later:
                 spans, self._spans, self._later = self._spans, [], None
-            await self._write(turns, spans, later)
+            self._writing += 1
+            try:
+                await self._write(turns, spans, later)
+            finally:
+                self._writing -= 1
             for barrier in barriers:
                 if not barrier.done():
                     barrier.set_result(None)
@@ -147,9 +165,7 @@ class TurnWriter:
                 except Exception as alone:
                     _settle(done, alone)
                 else:
-                    self.turns_written += 1
-                    if self._index_later:
-                        self._defer()
+                    self._written(1, batch=False)
                     _settle(done, None)
             return
         if backlog:
@@ -157,6 +173,15 @@ class TurnWriter:
         self.turns_written += len(turns)
         for _, done in turns:
             _settle(done, None)
+
+    def _written(self, turns: int, batch: bool = True) -> None:
+        """Count turns committed outside a drained batch; their messages wait to be indexed."""
+        self.turns_written += turns
+        if batch:
+            self.batches += 1
+        if self._index_later:
+            self._defer()
+            self._wake(urgent=False)
 
     def _one_statement(self, later: bool) -> bool:
         # Turns alone are one statement where the store writes them so (PostgreSQL).
