@@ -12,7 +12,7 @@ from podium.store.conversations import ConversationStore, TurnRecord
 from podium.store.db import Database
 from podium.store.memory import MemoryStore
 from podium.store.traces import TraceStore
-from podium.store.turn_writer import TurnWriter
+from podium.store.turn_writer import SPAN_STEP, TurnWriter
 from tests.conftest import ECHO, POSTGRES, database_url
 
 SLOW = {"name": "slow", "orchestration": {"pattern": "single"}, "memory": {"semantic": False},
@@ -134,6 +134,32 @@ def test_a_turn_alone_is_written_in_its_callers_step_and_one_with_company_waits_
     assert after_both == ["queued before the turn alone", "queued before the other"]
     assert history == ["hi", "hello", "hi", "hello"]
     assert figures == {"batches": 2 if POSTGRES else 3, "turns": 2, "dropped_spans": 0}
+
+def test_a_backlog_of_spans_goes_in_steps_and_a_flush_writes_all_that_is_queued(tmp_path):
+    """The deferred transaction runs on the event loop, so it takes at most SPAN_STEP spans at a
+    time; a flush, which a trace read follows, takes everything queued before it."""
+    url = database_url(tmp_path, "s.db")
+
+    async def scenario() -> tuple[int, int, int]:
+        db = Database(url)
+        await db.migrate()
+        traces = TraceStore(db)
+        writer = TurnWriter(db, ConversationStore(db), traces, delay=0.01)
+        writer.add_spans([span(f"{i:016x}") for i in range(2 * SPAN_STEP + 1)])
+        await asyncio.sleep(0.5)  # three steps, each `delay` after the one before, are done by now
+        in_steps = writer.figures()["batches"]
+        writer.add_spans([span(f"{i:016x}") for i in range(2 * SPAN_STEP + 1, 4 * SPAN_STEP + 1)])
+        await writer.flush()
+        at_once = writer.figures()["batches"] - in_steps
+        stored = len(await traces.trace("t" * 32))
+        await writer.close()
+        await db.close()
+        return in_steps, at_once, stored
+
+    in_steps, at_once, stored = asyncio.run(scenario())
+    assert (in_steps, at_once) == (3, 1)
+    assert stored == 4 * SPAN_STEP + 1
+
 
 def test_concurrent_runs_share_commits_and_keep_every_turn(podium):
     server = podium([SLOW])
