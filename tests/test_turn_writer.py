@@ -161,6 +161,33 @@ def test_a_backlog_of_spans_goes_in_steps_and_a_flush_writes_all_that_is_queued(
     assert stored == 4 * SPAN_STEP + 1
 
 
+def test_turns_finishing_in_successive_steps_of_the_event_loop_share_one_transaction(tmp_path):
+    """The writer waits for company while each step of the loop brings another turn."""
+    url = database_url(tmp_path, "c.db")
+
+    async def scenario() -> tuple[dict, list[str]]:
+        db = Database(url)
+        await db.migrate()
+        conversations = ConversationStore(db)
+        writer = TurnWriter(db, conversations, TraceStore(db), delay=10.0)  # no deferred batch meanwhile
+
+        async def finish_after(steps: int) -> None:
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            await writer.record(turn(f"turn_{steps}", f"s{steps}"))
+
+        await asyncio.gather(*(finish_after(steps) for steps in range(5)))
+        figures = writer.figures()
+        history = [m["content"] for s in range(5) for m in await conversations.history(f"s{s}", limit=10)]
+        await writer.close()
+        await db.close()
+        return figures, history
+
+    figures, history = asyncio.run(scenario())
+    assert figures == {"batches": 1, "turns": 5, "dropped_spans": 0}
+    assert history == ["hi", "hello"] * 5
+
+
 def test_concurrent_runs_share_commits_and_keep_every_turn(podium):
     server = podium([SLOW])
     count = 24

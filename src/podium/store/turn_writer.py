@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # flush still writes every queued span, since a trace read follows it.
 SPAN_STEP = 500
 INDEX_STEP = 500
+# Steps of the event loop a batch of turns waits at most for company (see `_company`).
+COMPANY_STEPS = 8
 
 
 class TurnWriter:
@@ -126,6 +128,7 @@ class TurnWriter:
                 except TimeoutError:
                     pass
             self._urgent.clear()
+            await self._company()
             turns, self._turns = self._turns, []
             barriers, self._barriers = self._barriers, []
             later = bool(barriers) or (self._later is not None and loop.time() >= self._later)
@@ -143,6 +146,21 @@ class TurnWriter:
             for barrier in barriers:
                 if not barrier.done():
                     barrier.set_result(None)
+
+    async def _company(self) -> None:
+        """Let runs finishing beside the queued turns join their batch: wait a step of the event
+        loop while the step before brought another turn (COMPANY_STEPS at most). A transaction
+        costs much the same for one turn as for ten: taken one step after the first turn, a
+        batch at c=16 held about three, and a run cost the event loop 625 us of CPU, against 531
+        us now (bench scenario 1, A/B: 1,550 -> 1,808 runs a second, 0.75x -> 0.88x the relay's).
+        A turn `alone` does not wait."""
+        for _ in range(COMPANY_STEPS):
+            queued = len(self._turns)
+            if not queued:
+                return
+            await asyncio.sleep(0)
+            if len(self._turns) == queued:
+                return
 
     async def _write(self, turns: list[tuple[TurnRecord, asyncio.Future[None]]],
                      spans: list[dict[str, Any]], later: bool) -> None:
