@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,34 @@ def test_a_prompt_past_the_local_models_window_is_refused_before_generating(podi
     # A prompt that fits is still answered.
     fits = server.http.post("/v1/agents/small/run", json={"query": "Say hi"}, timeout=300)
     assert fits.status_code == 200 and fits.json()["response"].strip()
+
+
+
+# In a new process, so that transformers is not imported yet.
+SIDE_BY_SIDE = """
+import sys, threading, time
+from podium.runtime.embeddings.local import _load, model_dir
+from podium.runtime.hf_loading import LOADING
+from podium.runtime.providers.local import LocalModel
+seen = []
+with LOADING:
+    threads = [threading.Thread(target=LocalModel(16)._load_sync), threading.Thread(target=_load, args=(model_dir(),))]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    seen.append("transformers" in sys.modules)
+for t in threads:
+    t.join()
+seen.append("transformers" in sys.modules)
+print(seen)
+"""
+
+
+@pytest.mark.slow
+def test_the_local_model_and_the_embedder_import_transformers_one_at_a_time():
+    """A new server's first run loads both at once, in two worker threads; their first imports
+    of transformers side by side failed one of them with an ImportError in about one start of
+    three. Both import under one lock: while it is held, neither has imported anything."""
+    done = subprocess.run([sys.executable, "-c", SIDE_BY_SIDE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[False, True]", done.stdout[-2000:]

@@ -23,6 +23,7 @@ import numpy as np
 
 from podium import heap
 from podium.runtime.embeddings.base import EmbedderUnavailable, normalise
+from podium.runtime.hf_loading import LOADING
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,8 @@ def model_dir() -> Path | None:
 # The one process-wide memo in Podium, on purpose: the weights are read-only, so every Core
 # in a process (tests start many servers) shares one loaded model instead of 90 MB each. The
 # lock makes a Core that asks while another's load is under way wait for it, not load a second.
-_LOADING = threading.Lock()
-
-
 def _load(path: Path) -> tuple[Any, threading.Lock]:
-    with _LOADING:
+    with LOADING:
         return _load_once(path)
 
 

