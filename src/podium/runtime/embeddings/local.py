@@ -42,7 +42,8 @@ def model_dir() -> Path | None:
 
 # The one process-wide memo in Podium, on purpose: the weights are read-only, so every Core
 # in a process (tests start many servers) shares one loaded model instead of 90 MB each. The
-# lock makes a Core that asks while another's load is under way wait for it, not load a second.
+# lock (hf_loading's, which the local model's import shares) makes a Core that asks while another's
+# load is under way wait for it, not load a second.
 def _load(path: Path) -> tuple[Any, threading.Lock]:
     with LOADING:
         return _load_once(path)
