@@ -71,11 +71,9 @@ class TurnWriter:
         if alone and not (self._writing or self._turns):
             self._writing += 1
             try:
-                await self.db.write(partial(self._write_batch, [record], [], False), inline=True,
-                                    one_statement=self._one_statement(False))
+                await self._write_one(record, batch=True)
             finally:
                 self._writing -= 1
-            self._written(1)
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._turns.append((record, done))
@@ -185,12 +183,10 @@ class TurnWriter:
                               len(turns), len(spans))
             for record, done in turns:
                 try:
-                    await self.db.write(partial(self._write_batch, [record], [], False), inline=True,
-                                        one_statement=self._one_statement(False))
+                    await self._write_one(record, batch=False)
                 except Exception as alone:
                     _settle(done, alone)
                 else:
-                    self._written(1, batch=False)
                     _settle(done, None)
             return
         if backlog:
@@ -199,9 +195,12 @@ class TurnWriter:
         for _, done in turns:
             _settle(done, None)
 
-    def _written(self, turns: int, batch: bool = True) -> None:
-        """Count turns committed outside a drained batch; their messages wait to be indexed."""
-        self.turns_written += turns
+    async def _write_one(self, record: TurnRecord, *, batch: bool) -> None:
+        """One turn in a transaction of its own, counted (as a batch of its own, or within the
+        failed batch it was retried from); its messages wait to be indexed."""
+        await self.db.write(partial(self._write_batch, [record], [], False), inline=True,
+                            one_statement=self._one_statement(False))
+        self.turns_written += 1
         if batch:
             self.batches += 1
         if self._index_later:
