@@ -53,7 +53,6 @@ def test_a_prompt_past_the_local_models_window_is_refused_before_generating(podi
     assert fits.status_code == 200 and fits.json()["response"].strip()
 
 
-
 # In a new process, so that transformers is not imported yet.
 SIDE_BY_SIDE = """
 import sys, threading, time

@@ -135,6 +135,7 @@ def test_a_turn_alone_is_written_in_its_callers_step_and_one_with_company_waits_
     assert history == ["hi", "hello", "hi", "hello"]
     assert figures == {"batches": 2 if POSTGRES else 3, "turns": 2, "dropped_spans": 0}
 
+
 def test_a_backlog_of_spans_goes_in_steps_and_a_flush_writes_all_that_is_queued(tmp_path):
     """The deferred transaction runs on the event loop, so it takes at most SPAN_STEP spans at a
     time; a flush, which a trace read follows, takes everything queued before it."""
