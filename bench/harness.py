@@ -8,6 +8,7 @@ what is measured is a server as it runs in production, not a thread inside the h
 from __future__ import annotations
 
 import json
+import operator
 import os
 import shlex
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,16 @@ def median(values: list[float | None]) -> float:
     """The median of the figures present (a measurement in which nothing succeeded has None)."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else float("nan")
+
+
+def paired(baseline: list[dict], measured: list[dict], key: str,
+           combine: Callable[[float, float], float] = operator.truediv) -> float:
+    """The median over repetitions of `combine(measured[key], baseline[key])`, each measurement
+    against the baseline's of the same repetition (taken just before it). Load from elsewhere on
+    a shared machine comes and goes over a scenario's minutes and falls on both sides of a pair
+    alike; a ratio of the two sides' medians could pair a quiet repetition with a busy one."""
+    return median([combine(m[key], b[key]) for b, m in zip(baseline, measured, strict=True)
+                   if m.get(key) is not None and b.get(key)])
 
 
 @dataclass

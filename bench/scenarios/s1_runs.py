@@ -4,13 +4,14 @@ at several concurrencies, then Podium's and the relay's memory over many runs.""
 from __future__ import annotations
 
 import json
+import operator
 import subprocess
 from contextlib import ExitStack
 
 import httpx
 
 from harness import (BENCH, DURATION, POSTGRES, PYTHON, REPEAT, WARMUP, Profile, Section, cpu_s, fmt, knob, load,
-                     median, postgres_cpu_s, postgres_database, start_podium, start_relay, start_upstream,
+                     median, paired, postgres_cpu_s, postgres_database, start_podium, start_relay, start_upstream,
                      upstream_agent)
 
 CONCURRENCY = [int(c) for c in knob("CONCURRENCY", "1,16,64").split(",")]
@@ -45,16 +46,15 @@ def throughput(relay, podium, variants: dict, section: Section) -> list[dict]:  
             seen = [e for r in rs for e in r["first_errors"]]
             if seen:
                 section.notes.append(f"{name} errors at c={c} (first of {sum(r['errors'] for r in rs)}): {seen[:2]}")
-        f["ratio"] = f["podium_rps"] / f["relay_rps"]
-        f["added_p50"] = f["podium_p50_ms"] - f["relay_p50_ms"]
+        for n in ("podium", *variants):  # each repetition against the relay's just before it
+            f[f"{n}_ratio"] = paired(runs["relay"], runs[n], "rps")
+            f[f"{n}_added_p50"] = paired(runs["relay"], runs[n], "p50_ms", operator.sub)
+        f["ratio"], f["added_p50"] = f["podium_ratio"], f["podium_added_p50"]
         figures.append(f)
-        section.rows.append(row(c, f, f["podium_rps"], f["podium_p50_ms"], f["podium_p99_ms"],
-                                f["relay_errors"] + f["podium_errors"]))
+        section.rows.append(row(c, f, "podium", f["relay_errors"] + f["podium_errors"]))
         for n in variants:
-            variant_rows[n].append(row(f"{c} ({n})", f, f[f"{n}_rps"], f[f"{n}_p50_ms"], f[f"{n}_p99_ms"],
-                                       f[f"{n}_errors"]))
-        # Each repetition's ratio too (Podium's load right after the relay's): how far the shared
-        # machine moves the verdict within one run.
+            variant_rows[n].append(row(f"{c} ({n})", f, n, f[f"{n}_errors"]))
+        # Each repetition's ratio too: how far the shared machine moves the verdict within one run.
         each = ", ".join(f"{p['rps'] / r['rps']:.2f}" for r, p in zip(runs["relay"], runs["podium"]) if r["rps"])
         section.target(f"run throughput >= 0.8x relay at c={c}", f"{f['ratio']:.2f}x (repetitions: {each})",
                        f["ratio"] >= 0.8)
@@ -65,10 +65,12 @@ def throughput(relay, podium, variants: dict, section: Section) -> list[dict]:  
     return figures
 
 
-def row(label: object, f: dict, rps: float, p50: float, p99: float, errors: int) -> list[object]:
-    """A table row: Podium's figures beside the relay's of the same concurrency."""
-    return [label, fmt(f["relay_rps"], 0), fmt(rps, 0), fmt(rps / f["relay_rps"], 2), fmt(f["relay_p50_ms"], 2),
-            fmt(p50, 2), fmt(p50 - f["relay_p50_ms"], 2), fmt(f["relay_p99_ms"], 2), fmt(p99, 2), errors]
+def row(label: object, f: dict, name: str, errors: int) -> list[object]:
+    """A table row: the medians of server `name` (keys `<name>_...` of `f`) beside the relay's of the
+    same concurrency, with its ratio and added p50 against the relay."""
+    return [label, fmt(f["relay_rps"], 0), fmt(f[f"{name}_rps"], 0), fmt(f[f"{name}_ratio"], 2),
+            fmt(f["relay_p50_ms"], 2), fmt(f[f"{name}_p50_ms"], 2), fmt(f[f"{name}_added_p50"], 2),
+            fmt(f["relay_p99_ms"], 2), fmt(f[f"{name}_p99_ms"], 2), errors]
 
 
 def postgres_cpu(podium, on_postgres, section: Section) -> None:  # noqa: ANN001
@@ -255,8 +257,11 @@ def run() -> Section:
         f"The upstream answers {TOKENS} tokens at once; Podium (agent `single` pattern, openai provider) and "
         "the relay both ask it for a streamed answer and return JSON; Podium also records session, "
         "messages and turn in SQLite before answering. A new session per request (no session_id). "
-        f"Medians of {REPEAT} interleaved repetitions of {DURATION:g} s (after {WARMUP:g} s warm-up); the targets "
-        "above list each repetition's ratio as well (Podium's figure over the relay's just before it).")
+        f"Medians of {REPEAT} interleaved repetitions of {DURATION:g} s (after {WARMUP:g} s warm-up). A ratio "
+        "(and an added p50) is the median of the repetitions' own, each Podium's figure against the relay's "
+        "just before it; the targets above list them. Runs up to commit d98fad7 took the ratio of the two "
+        "medians instead, which may pair a quiet repetition of one server with a busy one of the other: "
+        "0.80x at c=16 on 58e04a3, whose repetitions were 0.80, 0.86 and 0.85.")
     section.notes.append(
         "Podium's OpenAI provider, the relay and the load generator all speak HTTP with aiohttp. Runs before "
         "commit 08154a6 used httpx, whose connection pool capped the load generator near 1,100 req/s (190 at "
@@ -323,8 +328,12 @@ def semantic_memory(upstream, figures: list[dict], section: Section) -> None:  #
             if any(x["p50_ms"] is None for x in r):  # not one run finished within a measurement
                 section.notes.append(f"semantic memory on, c={f['c']}: no run completed within {DURATION:g} s")
                 continue
-            section.rows.append(row(f"{f['c']} (semantic memory on)", f, median([x["rps"] for x in r]),
-                                    median([x["p50_ms"] for x in r]), median([x["p99_ms"] for x in r]),
+            # Measured after the others, not interleaved with the relay: against the relay's medians.
+            rps, p50 = median([x["rps"] for x in r]), median([x["p50_ms"] for x in r])
+            semantic = {**f, "semantic_rps": rps, "semantic_p50_ms": p50,
+                        "semantic_p99_ms": median([x["p99_ms"] for x in r]),
+                        "semantic_ratio": rps / f["relay_rps"], "semantic_added_p50": p50 - f["relay_p50_ms"]}
+            section.rows.append(row(f"{f['c']} (semantic memory on)", semantic, "semantic",
                                     sum(x["errors"] for x in r)))
     section.notes.append(
         "Rows marked *semantic memory on* use the agent's default memory settings (`memory.semantic: true`): "
