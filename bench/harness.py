@@ -74,14 +74,21 @@ def median(values: list[float | None]) -> float:
     return statistics.median(present) if present else float("nan")
 
 
+def pairs(baseline: list[dict], measured: list[dict], key: str,
+          combine: Callable[[float, float], float] = operator.truediv) -> list[float]:
+    """Each repetition's `combine(measured[key], baseline[key])`: a measurement against the
+    baseline's of the same repetition (taken just before it). Repetitions in which either side
+    measured nothing are left out."""
+    return [combine(m[key], b[key]) for b, m in zip(baseline, measured, strict=True)
+            if m.get(key) is not None and b.get(key)]
+
+
 def paired(baseline: list[dict], measured: list[dict], key: str,
            combine: Callable[[float, float], float] = operator.truediv) -> float:
-    """The median over repetitions of `combine(measured[key], baseline[key])`, each measurement
-    against the baseline's of the same repetition (taken just before it). Load from elsewhere on
-    a shared machine comes and goes over a scenario's minutes and falls on both sides of a pair
-    alike; a ratio of the two sides' medians could pair a quiet repetition with a busy one."""
-    return median([combine(m[key], b[key]) for b, m in zip(baseline, measured, strict=True)
-                   if m.get(key) is not None and b.get(key)])
+    """The median of `pairs`. Load from elsewhere on a shared machine comes and goes over a
+    scenario's minutes and falls on both sides of a pair alike; a ratio of the two sides'
+    medians could pair a quiet repetition with a busy one."""
+    return median(pairs(baseline, measured, key, combine))
 
 
 @dataclass

@@ -11,8 +11,8 @@ from contextlib import ExitStack
 import httpx
 
 from harness import (BENCH, DURATION, POSTGRES, PYTHON, REPEAT, WARMUP, Profile, Section, cpu_s, fmt, knob, load,
-                     median, paired, postgres_cpu_s, postgres_database, start_podium, start_relay, start_upstream,
-                     upstream_agent)
+                     median, paired, pairs, postgres_cpu_s, postgres_database, start_podium, start_relay,
+                     start_upstream, upstream_agent)
 
 CONCURRENCY = [int(c) for c in knob("CONCURRENCY", "1,16,64").split(",")]
 RSS_RUNS = knob("RSS_RUNS", 10_000)
@@ -55,7 +55,7 @@ def throughput(relay, podium, variants: dict, section: Section) -> list[dict]:  
         for n in variants:
             variant_rows[n].append(row(f"{c} ({n})", f, n, f[f"{n}_errors"]))
         # Each repetition's ratio too: how far the shared machine moves the verdict within one run.
-        each = ", ".join(f"{p['rps'] / r['rps']:.2f}" for r, p in zip(runs["relay"], runs["podium"]) if r["rps"])
+        each = ", ".join(f"{ratio:.2f}" for ratio in pairs(runs["relay"], runs["podium"], "rps"))
         section.target(f"run throughput >= 0.8x relay at c={c}", f"{f['ratio']:.2f}x (repetitions: {each})",
                        f["ratio"] >= 0.8)
     section.rows.extend(r for rows in variant_rows.values() for r in rows)

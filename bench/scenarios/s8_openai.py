@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import operator
 
-from harness import (DURATION, REPEAT, WARMUP, Section, fmt, knob, load, median, paired, routes, start_podium, start_relay,
-                     start_upstream, upstream_agent)
+from harness import (DURATION, REPEAT, WARMUP, Section, fmt, knob, load, median, paired, routes, start_podium,
+                     start_relay, start_upstream, upstream_agent)
 
 CONCURRENCY = [int(c) for c in knob("OPENAI_CONCURRENCY", "1,16").split(",")]
 BLOCKING_TOKENS = 16
@@ -50,17 +50,18 @@ def run() -> Section:
                 f = {f"{n}_{k}": median([r.get(k) for r in rs]) for n, rs in runs.items()
                      for k in ("rps", key, "tokens_per_s")}
                 streamed = mode == "sse"
+                rps_ratio = paired(runs["proxy"], runs["podium"], "rps")
                 tokens_ratio = paired(runs["proxy"], runs["podium"], "tokens_per_s") if streamed else None
                 section.rows.append([
                     kind + (" (p50: first token)" if streamed else ""), c, fmt(f["proxy_rps"], 0),
-                    fmt(f["podium_rps"], 0), fmt(paired(runs["proxy"], runs["podium"], "rps"), 2),
+                    fmt(f["podium_rps"], 0), fmt(rps_ratio, 2),
                     fmt(f[f"proxy_{key}"], 2), fmt(f[f"podium_{key}"], 2),
                     fmt(paired(runs["proxy"], runs["podium"], key, operator.sub), 2),
                     fmt(f["proxy_tokens_per_s"], 0) if streamed else "",
                     fmt(f["podium_tokens_per_s"], 0) if streamed else "",
                     fmt(tokens_ratio, 2) if streamed else "",
                     sum(r["errors"] for rs in runs.values() for r in rs)])
-                ratio = tokens_ratio if streamed else paired(runs["proxy"], runs["podium"], "rps")
+                ratio = tokens_ratio if streamed else rps_ratio
                 section.target(f"OpenAI dialect, {kind}, c={c}: {'tokens/s' if streamed else 'req/s'} against a bare "
                                "proxy (no target; reported)", f"{ratio:.2f}x", None)
     section.notes.append(
