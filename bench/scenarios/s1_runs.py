@@ -49,19 +49,19 @@ def throughput(relay, podium, variants: dict, section: Section) -> list[dict]:  
         for n in ("podium", *variants):  # each repetition against the relay's just before it
             f[f"{n}_ratio"] = paired(runs["relay"], runs[n], "rps")
             f[f"{n}_added_p50"] = paired(runs["relay"], runs[n], "p50_ms", operator.sub)
-        f["ratio"], f["added_p50"] = f["podium_ratio"], f["podium_added_p50"]
         figures.append(f)
         section.rows.append(row(c, f, "podium", f["relay_errors"] + f["podium_errors"]))
         for n in variants:
             variant_rows[n].append(row(f"{c} ({n})", f, n, f[f"{n}_errors"]))
         # Each repetition's ratio too: how far the shared machine moves the verdict within one run.
         each = ", ".join(f"{ratio:.2f}" for ratio in pairs(runs["relay"], runs["podium"], "rps"))
-        section.target(f"run throughput >= 0.8x relay at c={c}", f"{f['ratio']:.2f}x (repetitions: {each})",
-                       f["ratio"] >= 0.8)
+        section.target(f"run throughput >= 0.8x relay at c={c}", f"{f['podium_ratio']:.2f}x (repetitions: {each})",
+                       f["podium_ratio"] >= 0.8)
     section.rows.extend(r for rows in variant_rows.values() for r in rows)
     one = next((f for f in figures if f["c"] == 1), None)
     if one:
-        section.target("added p50 <= 1 ms at c=1", f"{one['added_p50']:.2f} ms", one["added_p50"] <= 1.0)
+        section.target("added p50 <= 1 ms at c=1", f"{one['podium_added_p50']:.2f} ms",
+                       one["podium_added_p50"] <= 1.0)
     return figures
 
 
@@ -295,7 +295,7 @@ def run() -> Section:
         figures = throughput(relay, podium, variants, section)
         if POSTGRES:
             postgres_cpu(podium, variants[ON_POSTGRES], section)
-        missed = [f["c"] for f in figures if f["ratio"] < 0.8]
+        missed = [f["c"] for f in figures if f["podium_ratio"] < 0.8]
         if PROFILE and missed:
             for c in missed:  # each concurrency that missed its target, profiled on its own load
                 name = f"s1_run_c{c}"
